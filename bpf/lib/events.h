@@ -1,0 +1,205 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Ring-buffer output under the per-flow and global budgets. Every record
+ * that is not sent is counted by the reason it was not.
+ */
+#ifndef PG_LIB_EVENTS_H
+#define PG_LIB_EVENTS_H
+
+#include "common.h"
+
+/* What to send; passed by pointer because BPF functions take five args. */
+struct pg_emit_req {
+	__u32 buf_off;   /* first byte in the scratch window */
+	__u32 len;       /* bytes to send (several records if long) */
+	__u32 line_len;  /* line length so far at the end of these bytes */
+	__u8 type;
+	__u8 flags;
+	__u8 anomaly;
+	__u8 pad;
+};
+
+/* Token bucket: refill `rate` per second up to `burst`; burst 0 = unlimited.
+ * Returns 1 when a token was taken. */
+static __always_inline int pg_take_token(__u64 *last_ns, __u64 *tokens, __u32 burst, __u32 rate,
+					 __u64 now)
+{
+	if (!burst)
+		return 1;
+	if (!*last_ns || now + 1000000000ull < *last_ns) {
+		/* First use, or the clock went back (a new capture in replay). */
+		*last_ns = now;
+		*tokens = burst;
+	} else if (now > *last_ns) {
+		__u64 refill = (now - *last_ns) / 1000 * rate / 1000000;
+
+		if (refill) {
+			*tokens += refill;
+			*last_ns = now;
+		}
+	}
+	if (*tokens > burst)
+		*tokens = burst;
+	if (!*tokens)
+		return 0;
+	*tokens -= 1;
+	return 1;
+}
+
+static __always_inline void pg_fill_head(struct pg_event *ev, const struct pg_pktinfo *info,
+					 __u8 type, __u8 flags, __u8 anomaly)
+{
+	ev->ts_ns = info->now;
+	ev->key = info->key;
+	ev->type = type;
+	ev->dir = info->dir;
+	ev->hook = info->hook;
+	ev->flags = flags;
+	ev->anomaly = anomaly;
+	ev->pad = 0;
+}
+
+/* Global budget, per CPU. Returns 1 when the record may go. A crossing is
+ * reported once per crossing with an anomaly record. */
+static __always_inline int pg_global_budget_ok(struct pg_scratch *s, const struct pg_config *cfg);
+
+static __always_inline struct pg_event *pg_reserve(void)
+{
+	struct pg_event *ev = bpf_ringbuf_reserve(&pg_events, sizeof(*ev), 0);
+
+	if (!ev)
+		pg_count(PG_CNT_RINGBUF_FULL, 1);
+	return ev;
+}
+
+static __always_inline void pg_submit(struct pg_event *ev, __u32 len)
+{
+	bpf_ringbuf_submit(ev, 0);
+	pg_count(PG_CNT_EVENTS, 1);
+	pg_count(PG_CNT_EVENT_BYTES, len);
+}
+
+static __always_inline int pg_anomaly_record(struct pg_scratch *s, __u32 anomaly, __u32 flags)
+{
+	struct pg_event *ev = pg_reserve();
+
+	if (!ev)
+		return 0;
+	pg_fill_head(ev, &s->info, PG_EV_ANOMALY, flags, anomaly);
+	ev->seq = s->info.seg_seq;
+	ev->seg_len = s->info.seg_len;
+	ev->seg_off = 0;
+	ev->line_len = 0;
+	ev->len = 0;
+	pg_submit(ev, 0);
+	return 1;
+}
+
+static __always_inline int pg_global_budget_ok(struct pg_scratch *s, const struct pg_config *cfg)
+{
+	__u32 zero = 0;
+	struct pg_budget *b;
+
+	if (!cfg->global_budget_burst)
+		return 1;
+	b = bpf_map_lookup_elem(&pg_global_budget, &zero);
+	if (!b)
+		return 1;
+	if (pg_take_token(&b->last_ns, &b->tokens, cfg->global_budget_burst,
+			  cfg->global_budget_rate, s->info.now)) {
+		b->tripped = 0;
+		return 1;
+	}
+	pg_count(PG_CNT_BUDGET_GLOBAL, 1);
+	if (!b->tripped) {
+		b->tripped = 1;
+		pg_count(PG_CNT_ANOMALIES, 1);
+		pg_anomaly_record(s, PG_AN_GLOBAL_BUDGET, 0);
+	}
+	return 0;
+}
+
+/* Anomaly records bypass the per-flow budget (a flow blowing its budget is
+ * itself what they report) but not the global one. */
+__noinline int pg_emit_anomaly(__u32 anomaly, __u32 flags)
+{
+	struct pg_config *cfg = pg_cfg();
+	struct pg_scratch *s = pg_scr();
+
+	if (!s || !cfg)
+		return 0;
+	pg_count(PG_CNT_ANOMALIES, 1);
+	if (!pg_global_budget_ok(s, cfg))
+		return 0;
+	return pg_anomaly_record(s, anomaly & 0xff, flags & 0xff);
+}
+
+/* Sends record i of an emit request. Returns 1 when the flow crossed its
+ * budget just now. */
+__noinline int pg_emit_chunk(struct pg_flow *flow, struct pg_emit_req *req, __u32 i)
+{
+	struct pg_config *cfg = pg_cfg();
+	struct pg_scratch *s = pg_scr();
+	struct pg_event *ev;
+	__u32 off, n, seg_off;
+	__u8 flags;
+
+	if (!flow || !req || !cfg || !s || i * PG_EVENT_DATA >= req->len)
+		return 0;
+	off = req->buf_off + i * PG_EVENT_DATA;
+	n = req->len - i * PG_EVENT_DATA;
+	flags = req->flags;
+	if (i > 0)
+		flags &= ~PG_EVF_FIRST;
+	if (n > PG_EVENT_DATA) {
+		n = PG_EVENT_DATA;
+		flags &= ~(PG_EVF_LAST | PG_EVF_LINE_END);
+	}
+	if (!pg_take_token(&flow->budget_ns, &flow->budget_tokens, cfg->flow_budget_burst,
+			   cfg->flow_budget_rate, s->info.now)) {
+		pg_count(PG_CNT_BUDGET_FLOW, 1);
+		if (flow->budget_tripped)
+			return 0;
+		flow->budget_tripped = 1;
+		pg_emit_anomaly(PG_AN_FLOW_BUDGET, 0);
+		return 1;
+	}
+	flow->budget_tripped = 0;
+	if (!pg_global_budget_ok(s, cfg))
+		return 0;
+	ev = pg_reserve();
+	if (!ev)
+		return 0;
+	pg_fill_head(ev, &s->info, req->type, flags, req->anomaly);
+	seg_off = s->info.win_base + off;
+	ev->seq = s->info.seg_seq + seg_off;
+	ev->seg_len = s->info.seg_len;
+	ev->seg_off = seg_off;
+	ev->line_len = req->line_len - (req->len - i * PG_EVENT_DATA - n);
+	ev->len = n;
+	__builtin_memcpy(ev->data, &s->buf[off & PG_WIN_MASK], PG_EVENT_DATA);
+	pg_submit(ev, n);
+	return 0;
+}
+
+/*
+ * Sends req->len bytes of the scratch window as consecutive records, each
+ * charged to the flow's budget and the global one. Returns 1 when the flow
+ * crossed its budget (the caller blocks it in prevent mode).
+ */
+__noinline int pg_emit(struct pg_flow *flow, struct pg_emit_req *req)
+{
+	int tripped = 0;
+	__u32 i;
+
+	if (!flow || !req)
+		return 0;
+	for (i = 0; i < PG_WIN / PG_EVENT_DATA + 1; i++) {
+		if (i * PG_EVENT_DATA >= req->len)
+			break;
+		tripped |= pg_emit_chunk(flow, req, i);
+	}
+	return tripped;
+}
+
+#endif /* PG_LIB_EVENTS_H */

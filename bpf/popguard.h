@@ -1,0 +1,280 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The one header shared by the kernel programs and the C++ agent: map
+ * layouts, the ring-buffer event record, counter indexes and configuration.
+ * Plain C with fixed-width types only; the C++ side pins every size and
+ * offset with static_asserts (agent/layout.h), so a change here that breaks
+ * the ABI fails to compile instead of corrupting events.
+ */
+#ifndef POPGUARD_H
+#define POPGUARD_H
+
+#include <linux/types.h>
+
+#define PG_EVENT_DATA 256     /* payload bytes carried by one event record */
+#define PG_RESPQ_LEN 8        /* pipelined responses the kernel can expect */
+#define PG_LINE_HEAD 16       /* bytes of a line kept to parse verb/status */
+#define PG_VERB_MAX 16        /* verbs with their own length thresholds */
+#define PG_MAX_SEGMENT 524288 /* payload bytes inspected per packet (BIG TCP max); more is counted, escalated */
+#define PG_MAX_FLOWS 65536    /* default flow map size; the loader may shrink it */
+
+/* Which hook saw a packet. */
+enum pg_hook {
+	PG_HOOK_XDP = 0,
+	PG_HOOK_TC_EGRESS = 1,
+	PG_HOOK_TC_INGRESS = 2,
+	PG_HOOK__MAX = 3,
+};
+
+/* How a packet was classified. */
+enum pg_class {
+	PG_CLASS_NON_POP3 = 0,  /* not TCP, or TCP on no configured port */
+	PG_CLASS_TO_SERVER = 1, /* client -> POP3 server */
+	PG_CLASS_TO_CLIENT = 2, /* POP3 server -> client */
+	PG_CLASS_FRAGMENT = 3,  /* an IPv4/IPv6 fragment carrying TCP */
+	PG_CLASS_MALFORMED = 4, /* truncated or inconsistent headers */
+	PG_CLASS__MAX = 5,
+};
+
+/* Flow direction, also the index into pg_flow.dir[]. */
+enum pg_dir {
+	PG_DIR_TO_SERVER = 0,
+	PG_DIR_TO_CLIENT = 1,
+};
+
+/* Why a packet was (or in detect mode would have been) dropped. */
+enum pg_drop_reason {
+	PG_DROP_LINE_LIMIT = 0,     /* a client line past its hard limit */
+	PG_DROP_BLOCKED_FLOW = 1,   /* the flow is in the blocklist */
+	PG_DROP_BLOCKED_SOURCE = 2, /* the source address is in the blocklist */
+	PG_DROP_FRAGMENT = 3,       /* TCP fragment (never legitimate for POP3) */
+	PG_DROP__MAX = 4,
+};
+
+/*
+ * Per-CPU counters, one u64 each. Packet counters are indexed
+ * PG_CNT_PKT + hook * PG_CLASS__MAX + class; drops PG_CNT_DROP + reason.
+ * Every way the prefilter can lose or hide data has its own counter.
+ */
+enum pg_counter {
+	PG_CNT_PKT = 0,
+	PG_CNT_PAYLOAD_BYTES_TO_SERVER = 15, /* PG_CNT_PKT + PG_HOOK__MAX * PG_CLASS__MAX */
+	PG_CNT_PAYLOAD_BYTES_TO_CLIENT,
+	PG_CNT_EVENTS,            /* records submitted to the ring buffer */
+	PG_CNT_EVENT_BYTES,       /* payload bytes inside those records */
+	PG_CNT_RINGBUF_FULL,      /* loss: bpf_ringbuf_reserve failed */
+	PG_CNT_BUDGET_FLOW,       /* loss: record suppressed by the per-flow budget */
+	PG_CNT_BUDGET_GLOBAL,     /* loss: record suppressed by the global budget */
+	PG_CNT_FLOWS_CREATED,
+	PG_CNT_FLOW_CREATE_FAILED, /* loss: map update failed */
+	PG_CNT_MIDSTREAM_MISS,    /* data on a flow with no state (evicted or never seen) */
+	PG_CNT_OVERLAP,           /* segment overlapping bytes already inspected */
+	PG_CNT_GAP,               /* segment beyond the next expected byte */
+	PG_CNT_RAW_SEGMENTS,      /* segments sent up raw (escalated) */
+	PG_CNT_ESCALATIONS,       /* a direction entering escalated mode */
+	PG_CNT_OVERSIZE,          /* loss: payload past PG_MAX_SEGMENT not inspected */
+	PG_CNT_MALFORMED_L2,
+	PG_CNT_MALFORMED_L3,
+	PG_CNT_MALFORMED_L4,
+	PG_CNT_ANOMALIES,
+	PG_CNT_DROP,
+	PG_CNT_WOULD_DROP = PG_CNT_DROP + PG_DROP__MAX,
+	PG_CNT__MAX = PG_CNT_WOULD_DROP + PG_DROP__MAX,
+};
+
+/* What a ring-buffer record carries. */
+enum pg_event_type {
+	PG_EV_CLIENT_DATA = 1, /* in-order client payload, already line-parsed */
+	PG_EV_SERVER_LINE = 2, /* server status line, SASL challenge or other line */
+	PG_EV_BODY = 3,        /* server multi-line body bytes (body inspection on) */
+	PG_EV_RAW = 4,         /* an escalated segment, unparsed; reassemble by seq */
+	PG_EV_FRAGMENT = 5,    /* an IP fragment, from the IP header on */
+	PG_EV_TLS_RECORD = 6,  /* a TLS record head: 5-byte header and what follows */
+	PG_EV_ANOMALY = 7,     /* see pg_event.anomaly */
+};
+
+/* Flags of pg_event.flags. */
+#define PG_EVF_FIRST (1u << 0)     /* first chunk of this segment (or line) */
+#define PG_EVF_LAST (1u << 1)      /* last chunk of this segment (or line) */
+#define PG_EVF_LINE_END (1u << 2)  /* data ends with the line's LF */
+#define PG_EVF_SASL (1u << 3)      /* line belongs to a SASL exchange */
+#define PG_EVF_OVERLAP (1u << 4)   /* raw: segment overlapped inspected bytes */
+#define PG_EVF_GAP (1u << 5)       /* raw: segment started beyond the next byte */
+#define PG_EVF_NO_STATE (1u << 6)  /* raw: the flow had no state */
+#define PG_EVF_DROPPED (1u << 7)   /* the packet was dropped (prevent mode) */
+
+enum pg_anomaly {
+	PG_AN_NONE = 0,
+	PG_AN_LINE_OVER_THRESHOLD = 1, /* client line longer than its verb/phase threshold */
+	PG_AN_LINE_HARD_LIMIT = 2,     /* client line past its hard limit */
+	PG_AN_FLOW_BUDGET = 3,         /* flow exceeded its event budget */
+	PG_AN_GLOBAL_BUDGET = 4,       /* host exceeded the global event budget */
+	PG_AN_STLS_CLIENT_INJECTION = 5, /* client bytes after STLS before TLS (CVE-2011-0411) */
+	PG_AN_STLS_SERVER_INJECTION = 6, /* server bytes after STLS +OK before TLS (CVE-2021-22947) */
+	PG_AN_TLS_HEARTBEAT = 7,
+	PG_AN_TLS_MALFORMED = 8,       /* record header with bad type, version or length */
+	PG_AN_RESPQ_OVERFLOW = 9,      /* more pipelined commands than the queue holds */
+	PG_AN_UNKNOWN_VERB = 10,       /* client verb the kernel cannot frame a response for */
+	PG_AN_BAD_TERMINATOR = 11,     /* a body line "." not followed by CRLF */
+	PG_AN_UNSOLICITED = 12,        /* server line with no command pending */
+	PG_AN_BAD_STATUS = 13,         /* status line not +OK / -ERR / "+ " */
+	PG_AN_SERVER_LINE_LONG = 14,   /* server status line over its threshold */
+	PG_AN_OVERSIZE = 15,           /* payload past PG_MAX_SEGMENT was not inspected */
+	PG_AN_MIDSTREAM = 16,          /* data on a flow with no state */
+	PG_AN_GAP = 17,                /* sequence gap: the direction is escalated */
+	PG_AN__MAX = 18,
+};
+
+/*
+ * Flow key, always oriented client -> server so both directions of a
+ * connection share one entry. IPv4 addresses use the first word.
+ */
+struct pg_flow_key {
+	__u32 client_addr[4];
+	__u32 server_addr[4];
+	__u16 client_port; /* network byte order */
+	__u16 server_port; /* network byte order */
+	__u8 family;       /* 4 or 6 */
+	__u8 pad[3];
+};
+
+/* One fixed-size ring-buffer record (the verifier needs a constant size). */
+struct pg_event {
+	__u64 ts_ns;            /* pg clock: capture time in replay, monotonic live */
+	struct pg_flow_key key;
+	__u32 seq;              /* TCP sequence number of data[0] (raw, data, lines) */
+	__u32 seg_len;          /* TCP payload length of the segment */
+	__u32 seg_off;          /* offset of data[0] in that payload */
+	__u32 line_len;         /* line length so far at the end of data[] (lines) */
+	__u16 len;              /* valid bytes in data[] */
+	__u8 type;              /* enum pg_event_type */
+	__u8 dir;               /* enum pg_dir */
+	__u8 hook;              /* enum pg_hook */
+	__u8 flags;             /* PG_EVF_* */
+	__u8 anomaly;           /* enum pg_anomaly (PG_EV_ANOMALY) */
+	__u8 pad;
+	__u8 data[PG_EVENT_DATA];
+};
+
+/* Expected response kinds in the per-flow queue. */
+enum pg_resp_kind {
+	PG_RK_SINGLE = 0,    /* one status line */
+	PG_RK_MULTI = 1,     /* +OK opens a body ending CRLF.CRLF; -ERR is one line */
+	PG_RK_SASL = 2,      /* AUTH with a mechanism: "+ " challenges until +OK/-ERR */
+	PG_RK_STLS = 3,      /* +OK switches to TLS once the client starts it */
+	PG_RK_GREETING = 4,  /* the server banner */
+};
+
+/* Flow phase. */
+enum pg_phase {
+	PG_PHASE_CMD = 0,
+	PG_PHASE_SASL = 1,      /* a SASL exchange is running */
+	PG_PHASE_STLS_WAIT = 2, /* STLS answered +OK, waiting for a ClientHello */
+	PG_PHASE_TLS = 3,       /* only TLS record headers are followed */
+};
+
+/* Flags of pg_dir_state.flags. */
+#define PG_DF_HAVE_SEQ (1u << 0)  /* next_seq is known */
+#define PG_DF_ESCALATED (1u << 1) /* send segments up raw until the agent resyncs */
+#define PG_DF_IN_BODY (1u << 2)   /* server: inside a multi-line body */
+#define PG_DF_MID_LINE (1u << 3)  /* a line is in progress (its head is in head[]) */
+#define PG_DF_OVER_THRESHOLD (1u << 4) /* this line already raised its threshold anomaly */
+#define PG_DF_STLS_SENT (1u << 5) /* client: STLS sent, answer pending */
+
+/* Per-direction state. Written only by the hook that sees that direction. */
+struct pg_dir_state {
+	__u32 next_seq;
+	__u32 line_len;     /* bytes of the current line seen so far */
+	__u32 flags;        /* PG_DF_* */
+	__u32 tls_left;     /* TLS: record body bytes still to skip */
+	__u8 head_len;      /* bytes in head[] */
+	__u8 body_match;    /* server: bytes of "\n.\r\n" matched at segment end */
+	__u8 tls_hdr_len;   /* TLS: header bytes collected in tls_hdr */
+	__u8 pad;
+	__u8 tls_hdr[4];    /* TLS: partial record header across segments */
+	__u8 head[PG_LINE_HEAD]; /* first bytes of the current line */
+};
+
+/*
+ * Flow state (LRU hash value). The response queue is single-producer
+ * (client direction pushes) single-consumer (server direction pops).
+ */
+struct pg_flow {
+	struct pg_dir_state dir[2];
+	__u64 created_ns;
+	__u64 budget_ns;        /* token-bucket clock of the per-flow event budget */
+	__u64 budget_tokens;
+	__u8 respq[PG_RESPQ_LEN];
+	__u8 q_head;            /* next kind the server direction answers */
+	__u8 q_tail;            /* next free slot the client direction fills */
+	__u8 phase;             /* enum pg_phase */
+	__u8 implicit_tls;      /* the server port is implicit TLS (995) */
+	__u8 budget_tripped;    /* records are being suppressed by the flow budget */
+	__u8 pad[3];
+};
+
+/* Value of the ports map (key: __u16 port in network byte order). */
+enum pg_port_kind {
+	PG_PORT_POP3 = 1,        /* plaintext POP3 with optional STLS */
+	PG_PORT_POP3_TLS = 2,    /* implicit TLS (POP3S) */
+};
+
+/* Verbs the kernel knows, for per-verb thresholds. */
+enum pg_verb {
+	PG_VERB_UNKNOWN = 0,
+	PG_VERB_USER, PG_VERB_PASS, PG_VERB_APOP, PG_VERB_AUTH, PG_VERB_STAT,
+	PG_VERB_LIST, PG_VERB_RETR, PG_VERB_DELE, PG_VERB_NOOP, PG_VERB_RSET,
+	PG_VERB_QUIT, PG_VERB_TOP, PG_VERB_UIDL, PG_VERB_CAPA, PG_VERB_STLS,
+	PG__VERB_COUNT, /* must stay <= PG_VERB_MAX */
+};
+
+enum pg_mode {
+	PG_MODE_DETECT = 0,
+	PG_MODE_PREVENT = 1,
+};
+
+/*
+ * Run-time configuration (array map, one entry), filled by the agent from
+ * the loaded rules. A zero length threshold or limit means "none".
+ */
+struct pg_config {
+	__u32 mode;                       /* enum pg_mode */
+	__u32 body_inspection;            /* send multi-line bodies up */
+	__u32 verb_threshold[PG_VERB_MAX]; /* client line length that raises an anomaly */
+	__u32 verb_hard_limit[PG_VERB_MAX]; /* client line length that is dropped in prevent mode */
+	__u32 sasl_threshold;             /* client line length in a SASL exchange */
+	__u32 sasl_hard_limit;
+	__u32 server_line_threshold;      /* server status line length (RFC 2449: 512) */
+	__u32 flow_budget_burst;          /* per-flow events in a burst (0: unlimited) */
+	__u32 flow_budget_rate;           /* per-flow events refilled per second */
+	__u32 global_budget_burst;        /* per-CPU events in a burst (0: unlimited) */
+	__u32 global_budget_rate;         /* per-CPU events refilled per second */
+	__u32 clock_mode;                 /* enum pg_clock_mode */
+	__u64 clock_ns;                   /* PG_CLOCK_FIXED: the current time */
+	__u64 blocklist_ttl_ns;           /* how long a budget breach blocks a flow */
+};
+
+enum pg_clock_mode {
+	PG_CLOCK_MONOTONIC = 0, /* bpf_ktime_get_ns() */
+	PG_CLOCK_FIXED = 1,     /* pg_config.clock_ns, set by replay from capture time */
+};
+
+/* Blocklist value: expiry in pg clock ns (0: never expires). */
+struct pg_block {
+	__u64 expires_ns;
+};
+
+/* Source-address blocklist key. */
+struct pg_addr_key {
+	__u32 addr[4];
+	__u32 family;
+};
+
+/* Per-CPU global budget state. */
+struct pg_budget {
+	__u64 last_ns;
+	__u64 tokens;
+	__u64 tripped;
+};
+
+#endif /* POPGUARD_H */
