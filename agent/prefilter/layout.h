@@ -1,0 +1,30 @@
+// The kernel/user ABI: bpf/popguard.h is the one definition; these checks
+// make a layout change that the other side would misread fail to compile.
+#pragma once
+
+#include <cstddef>
+
+#include "bpf/popguard.h"
+
+static_assert(sizeof(pg_flow_key) == 40);
+static_assert(offsetof(pg_flow_key, client_port) == 32);
+static_assert(offsetof(pg_flow_key, family) == 36);
+static_assert(sizeof(pg_event) == 72 + PG_EVENT_DATA);
+static_assert(offsetof(pg_event, key) == 8);
+static_assert(offsetof(pg_event, seq) == 48);
+static_assert(offsetof(pg_event, len) == 64);
+static_assert(offsetof(pg_event, type) == 66);
+static_assert(offsetof(pg_event, anomaly) == 70);
+static_assert(offsetof(pg_event, data) == 72);
+static_assert(sizeof(pg_dir_state) == 40);
+static_assert(sizeof(pg_flow) == 2 * sizeof(pg_dir_state) + 40);
+static_assert(offsetof(pg_flow, respq) == 104);
+static_assert(sizeof(pg_config) == 184);
+static_assert(offsetof(pg_config, clock_ns) == 168);
+static_assert(sizeof(pg_block) == 8);
+static_assert(sizeof(pg_addr_key) == 20);
+static_assert(PG_CNT_PAYLOAD_BYTES_TO_SERVER ==
+              PG_CNT_PKT + int{PG_HOOK__MAX} * int{PG_CLASS__MAX});
+static_assert(PG__VERB_COUNT <= PG_VERB_MAX);
+static_assert((PG_VERB_MAX & (PG_VERB_MAX - 1)) == 0, "verb index is masked");
+static_assert((PG_RESPQ_LEN & (PG_RESPQ_LEN - 1)) == 0, "queue index is masked");

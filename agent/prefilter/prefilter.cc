@@ -1,0 +1,246 @@
+#include "agent/prefilter/prefilter.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/if_link.h>
+#include <net/if.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "popguard_bpf.skel.h"
+
+namespace popguard {
+namespace {
+
+std::string Why(int err) { return std::strerror(err < 0 ? -err : err); }
+
+[[noreturn]] void Fail(const std::string& what, int err) {
+  throw PrefilterError(what + ": " + Why(err));
+}
+
+int RingCallback(void* ctx, void* data, size_t size) {
+  auto* out = static_cast<std::vector<pg_event>*>(ctx);
+  if (size < sizeof(pg_event)) return 0;
+  pg_event ev;
+  std::memcpy(&ev, data, sizeof(ev));
+  out->push_back(ev);
+  return 0;
+}
+
+}  // namespace
+
+pg_config DefaultConfig() {
+  pg_config c{};
+  c.mode = PG_MODE_DETECT;
+  c.clock_mode = PG_CLOCK_MONOTONIC;
+  return c;
+}
+
+Prefilter::Prefilter(const PrefilterOptions& options) {
+  skel_ = popguard_bpf__open();
+  if (!skel_) Fail("opening the popguard BPF object", errno);
+  int err = bpf_map__set_max_entries(skel_->maps.pg_flows, options.flow_map_entries);
+  if (!err) err = bpf_map__set_max_entries(skel_->maps.pg_events, options.ring_buffer_bytes);
+  if (err) {
+    popguard_bpf__destroy(skel_);
+    Fail("sizing the popguard maps", err);
+  }
+  err = popguard_bpf__load(skel_);
+  if (err) {
+    popguard_bpf__destroy(skel_);
+    Fail("loading the popguard BPF programs (the verifier log is above; are you root, "
+         "with BTF and a kernel >= 6.1?)",
+         err);
+  }
+  ring_ = ring_buffer__new(bpf_map__fd(skel_->maps.pg_events), RingCallback, &pending_, nullptr);
+  if (!ring_) {
+    int e = errno;
+    popguard_bpf__destroy(skel_);
+    Fail("opening the event ring buffer", e);
+  }
+  Reset();
+}
+
+void Prefilter::ClearHashMap(const char* name, size_t key_size) {
+  int fd = MapFd(name);
+  std::vector<uint8_t> key(key_size), next(key_size);
+  // Deleting while iterating restarts the walk; always take the first key.
+  while (bpf_map_get_next_key(fd, nullptr, next.data()) == 0) {
+    if (int err = bpf_map_delete_elem(fd, next.data())) Fail(std::string("clearing ") + name, err);
+  }
+}
+
+void Prefilter::Reset() {
+  ClearHashMap("pg_flows", sizeof(pg_flow_key));
+  ClearHashMap("pg_block_flows", sizeof(pg_flow_key));
+  ClearHashMap("pg_block_addrs", sizeof(pg_addr_key));
+  int ncpu = libbpf_num_possible_cpus();
+  std::vector<pg_budget> budgets(ncpu > 0 ? ncpu : 1);
+  uint32_t zero = 0;
+  if (int err = bpf_map_update_elem(MapFd("pg_global_budget"), &zero, budgets.data(), BPF_ANY))
+    Fail("resetting pg_global_budget", err);
+  ResetCounters();
+  SetConfig(DefaultConfig());
+  int ports = MapFd("pg_ports");
+  for (uint32_t port = 0; port < 65536; ++port) {
+    uint8_t kind = port == 110 ? PG_PORT_POP3 : port == 995 ? PG_PORT_POP3_TLS : 0;
+    uint8_t cur = 0;
+    if (bpf_map_lookup_elem(ports, &port, &cur) == 0 && cur == kind) continue;
+    SetPort(static_cast<uint16_t>(port), kind);
+  }
+  DrainEvents();
+}
+
+Prefilter::~Prefilter() {
+  ring_buffer__free(ring_);
+  popguard_bpf__destroy(skel_);
+}
+
+int Prefilter::MapFd(const char* name) const {
+  bpf_map* map = bpf_object__find_map_by_name(skel_->obj, name);
+  if (!map) throw PrefilterError(std::string("no map named ") + name);
+  return bpf_map__fd(map);
+}
+
+void Prefilter::SetConfig(const pg_config& config) {
+  uint32_t zero = 0;
+  if (int err = bpf_map_update_elem(MapFd("pg_config"), &zero, &config, BPF_ANY))
+    Fail("writing pg_config", err);
+}
+
+pg_config Prefilter::Config() const {
+  uint32_t zero = 0;
+  pg_config c{};
+  if (int err = bpf_map_lookup_elem(MapFd("pg_config"), &zero, &c)) Fail("reading pg_config", err);
+  return c;
+}
+
+void Prefilter::SetPort(uint16_t port, uint8_t kind) {
+  uint32_t key = port;
+  if (int err = bpf_map_update_elem(MapFd("pg_ports"), &key, &kind, BPF_ANY))
+    Fail("writing pg_ports[" + std::to_string(port) + "]", err);
+}
+
+int Prefilter::ProgramFd(Hook hook) const {
+  switch (hook) {
+    case Hook::kXdp:
+      return bpf_program__fd(skel_->progs.pg_xdp);
+    case Hook::kTcEgress:
+      return bpf_program__fd(skel_->progs.pg_tc_egress);
+    case Hook::kTcIngress:
+      return bpf_program__fd(skel_->progs.pg_tc_ingress);
+  }
+  return -1;
+}
+
+int Prefilter::TestRun(Hook hook, std::span<const uint8_t> packet, uint32_t repeat,
+                       uint32_t* duration_ns) const {
+  LIBBPF_OPTS(bpf_test_run_opts, opts);
+  opts.data_in = packet.data();
+  opts.data_size_in = static_cast<uint32_t>(packet.size());
+  opts.repeat = repeat;
+  if (int err = bpf_prog_test_run_opts(ProgramFd(hook), &opts))
+    Fail("BPF_PROG_TEST_RUN of a " + std::to_string(packet.size()) + "-byte packet", errno ? errno : err);
+  if (duration_ns) *duration_ns = opts.duration;
+  return static_cast<int>(opts.retval);
+}
+
+std::vector<pg_event> Prefilter::DrainEvents() {
+  pending_.clear();
+  if (int n = ring_buffer__consume(ring_); n < 0) Fail("reading the event ring buffer", n);
+  return std::move(pending_);
+}
+
+Counters Prefilter::ReadCounters() const {
+  Counters out{};
+  int ncpu = libbpf_num_possible_cpus();
+  if (ncpu <= 0) Fail("counting CPUs", ncpu);
+  std::vector<uint64_t> per_cpu(ncpu);
+  int fd = MapFd("pg_counters");
+  for (uint32_t i = 0; i < PG_CNT__MAX; ++i) {
+    if (int err = bpf_map_lookup_elem(fd, &i, per_cpu.data())) Fail("reading pg_counters", err);
+    for (uint64_t v : per_cpu) out[i] += v;
+  }
+  return out;
+}
+
+void Prefilter::ResetCounters() {
+  int ncpu = libbpf_num_possible_cpus();
+  std::vector<uint64_t> zeros(ncpu > 0 ? ncpu : 1);
+  int fd = MapFd("pg_counters");
+  for (uint32_t i = 0; i < PG_CNT__MAX; ++i) {
+    if (int err = bpf_map_update_elem(fd, &i, zeros.data(), BPF_ANY)) Fail("resetting pg_counters", err);
+  }
+}
+
+std::optional<pg_flow> Prefilter::LookupFlow(const pg_flow_key& key) const {
+  pg_flow f{};
+  if (bpf_map_lookup_elem(MapFd("pg_flows"), &key, &f)) return std::nullopt;
+  return f;
+}
+
+void Prefilter::UpdateFlow(const pg_flow_key& key, const pg_flow& flow) {
+  if (int err = bpf_map_update_elem(MapFd("pg_flows"), &key, &flow, BPF_ANY)) Fail("writing pg_flows", err);
+}
+
+void Prefilter::BlockFlow(const pg_flow_key& key, uint64_t expires_ns) {
+  pg_block b{expires_ns};
+  if (int err = bpf_map_update_elem(MapFd("pg_block_flows"), &key, &b, BPF_ANY))
+    Fail("writing pg_block_flows", err);
+}
+
+void Prefilter::BlockAddress(const pg_addr_key& key, uint64_t expires_ns) {
+  pg_block b{expires_ns};
+  if (int err = bpf_map_update_elem(MapFd("pg_block_addrs"), &key, &b, BPF_ANY))
+    Fail("writing pg_block_addrs", err);
+}
+
+bool Prefilter::IsFlowBlocked(const pg_flow_key& key) const {
+  pg_block b{};
+  return bpf_map_lookup_elem(MapFd("pg_block_flows"), &key, &b) == 0;
+}
+
+uint64_t PacketCount(const Counters& c, Hook hook, pg_class cls) {
+  return c[PG_CNT_PKT + static_cast<int>(hook) * PG_CLASS__MAX + cls];
+}
+
+Attachment Attachment::Xdp(const Prefilter& prefilter, int ifindex, bool skb_mode) {
+  uint32_t flags = skb_mode ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE;
+  if (int err = bpf_xdp_attach(ifindex, prefilter.ProgramFd(Hook::kXdp), flags, nullptr))
+    Fail("attaching XDP to ifindex " + std::to_string(ifindex), err);
+  return Attachment(Kind::kXdp, ifindex, false, flags);
+}
+
+Attachment Attachment::Tc(const Prefilter& prefilter, int ifindex, bool egress) {
+  LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex,
+              .attach_point = egress ? BPF_TC_EGRESS : BPF_TC_INGRESS);
+  int err = bpf_tc_hook_create(&hook);
+  if (err && err != -EEXIST) Fail("creating the clsact qdisc on ifindex " + std::to_string(ifindex), err);
+  LIBBPF_OPTS(bpf_tc_opts, opts,
+              .prog_fd = prefilter.ProgramFd(egress ? Hook::kTcEgress : Hook::kTcIngress));
+  if ((err = bpf_tc_attach(&hook, &opts)))
+    Fail("attaching TC " + std::string(egress ? "egress" : "ingress") + " to ifindex " +
+             std::to_string(ifindex),
+         err);
+  return Attachment(Kind::kTc, ifindex, egress, 0);
+}
+
+Attachment::Attachment(Attachment&& other) noexcept
+    : kind_(other.kind_), ifindex_(other.ifindex_), egress_(other.egress_),
+      xdp_flags_(other.xdp_flags_) {
+  other.kind_ = Kind::kNone;
+}
+
+Attachment::~Attachment() {
+  if (kind_ == Kind::kXdp) {
+    bpf_xdp_detach(ifindex_, xdp_flags_, nullptr);
+  } else if (kind_ == Kind::kTc) {
+    // Destroying the hook removes the clsact qdisc with every filter on it.
+    LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex_,
+                .attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS));
+    bpf_tc_hook_destroy(&hook);
+  }
+}
+
+}  // namespace popguard
