@@ -424,6 +424,12 @@ static __always_inline int pg_tcp(void *ctx, const bool xdp, struct pg_scratch *
 		raw_flags |= PG_EVF_NO_STATE;
 	}
 	d = &flow->dir[dir & 1];
+#ifdef PG_BENCH_REWIND
+	/* Benchmark builds only: BPF_PROG_TEST_RUN repeats one packet, and
+	 * each repeat must be the same in-order segment with an empty queue. */
+	d->next_seq = p->seq;
+	flow->q_head = flow->q_tail;
+#endif
 	if (!(d->flags & PG_DF_HAVE_SEQ)) {
 		raw_flags |= PG_EVF_NO_STATE;
 		d->next_seq = p->seq;

@@ -1,4 +1,4 @@
-# bpf_object(NAME SOURCE [DEPENDS headers...])
+# bpf_object(NAME SOURCE [DEFINES -DX...] [DEPENDS headers...])
 #   Compiles SOURCE with clang for the BPF target and generates a libbpf
 #   skeleton with bpftool. Defines an INTERFACE target NAME_skel whose
 #   include path holds NAME.skel.h, so C++ code links against it.
@@ -17,7 +17,7 @@ else()
 endif()
 
 function(bpf_object name source)
-  cmake_parse_arguments(ARG "" "" "DEPENDS" ${ARGN})
+  cmake_parse_arguments(ARG "" "" "DEFINES;DEPENDS" ${ARGN})
   set(out_dir ${CMAKE_BINARY_DIR}/bpf)
   set(obj ${out_dir}/${name}.bpf.o)
   set(skel ${out_dir}/${name}.skel.h)
@@ -32,7 +32,7 @@ function(bpf_object name source)
     COMMAND ${CMAKE_COMMAND} -E make_directory ${out_dir}
     COMMAND ${BPF_CLANG} -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_${POPGUARD_BPF_ARCH}
             -I/usr/include/${POPGUARD_MULTIARCH} -I${CMAKE_SOURCE_DIR}/bpf
-            -Wall -Wno-unused-function ${werror}
+            -Wall -Wno-unused-function ${werror} ${ARG_DEFINES}
             -c ${CMAKE_CURRENT_SOURCE_DIR}/${source} -o ${obj}
     DEPENDS ${source} ${ARG_DEPENDS}
     COMMENT "BPF ${source}"

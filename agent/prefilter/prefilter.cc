@@ -38,28 +38,54 @@ pg_config DefaultConfig() {
 }
 
 Prefilter::Prefilter(const PrefilterOptions& options) {
-  skel_ = popguard_bpf__open();
-  if (!skel_) Fail("opening the popguard BPF object", errno);
-  int err = bpf_map__set_max_entries(skel_->maps.pg_flows, options.flow_map_entries);
-  if (!err) err = bpf_map__set_max_entries(skel_->maps.pg_events, options.ring_buffer_bytes);
-  if (err) {
-    popguard_bpf__destroy(skel_);
-    Fail("sizing the popguard maps", err);
+  std::span<const uint8_t> elf = options.object;
+  if (elf.empty()) {
+    size_t size = 0;
+    const void* bytes = popguard_bpf__elf_bytes(&size);
+    elf = {static_cast<const uint8_t*>(bytes), size};
   }
-  err = popguard_bpf__load(skel_);
-  if (err) {
-    popguard_bpf__destroy(skel_);
-    Fail("loading the popguard BPF programs (the verifier log is above; are you root, "
-         "with BTF and a kernel >= 6.1?)",
-         err);
+  LIBBPF_OPTS(bpf_object_open_opts, open_opts, .object_name = "popguard");
+  obj_ = bpf_object__open_mem(elf.data(), elf.size(), &open_opts);
+  if (!obj_) Fail("opening the popguard BPF object", errno);
+  try {
+    auto map = [&](const char* name) {
+      bpf_map* m = bpf_object__find_map_by_name(obj_, name);
+      if (!m) throw PrefilterError(std::string("the BPF object has no map ") + name);
+      return m;
+    };
+    if (int err = bpf_map__set_max_entries(map("pg_flows"), options.flow_map_entries))
+      Fail("sizing pg_flows", err);
+    if (int err = bpf_map__set_max_entries(map("pg_events"), options.ring_buffer_bytes))
+      Fail("sizing pg_events", err);
+    if (int err = bpf_object__load(obj_))
+      Fail("loading the popguard BPF programs (the verifier log is above; are you root, "
+           "with BTF and a kernel >= 6.1?)",
+           err);
+    const char* names[] = {"pg_xdp", "pg_tc_egress", "pg_tc_ingress"};
+    for (int i = 0; i < 3; ++i) {
+      bpf_program* p = bpf_object__find_program_by_name(obj_, names[i]);
+      if (!p) throw PrefilterError(std::string("the BPF object has no program ") + names[i]);
+      prog_fd_[i] = bpf_program__fd(p);
+    }
+    ring_ = ring_buffer__new(MapFd("pg_events"), RingCallback, &pending_, nullptr);
+    if (!ring_) Fail("opening the event ring buffer", errno);
+    Reset();
+  } catch (...) {
+    ring_buffer__free(ring_);
+    bpf_object__close(obj_);
+    throw;
   }
-  ring_ = ring_buffer__new(bpf_map__fd(skel_->maps.pg_events), RingCallback, &pending_, nullptr);
-  if (!ring_) {
-    int e = errno;
-    popguard_bpf__destroy(skel_);
-    Fail("opening the event ring buffer", e);
-  }
-  Reset();
+}
+
+Prefilter::~Prefilter() {
+  ring_buffer__free(ring_);
+  bpf_object__close(obj_);
+}
+
+int Prefilter::MapFd(const char* name) const {
+  bpf_map* map = bpf_object__find_map_by_name(obj_, name);
+  if (!map) throw PrefilterError(std::string("no map named ") + name);
+  return bpf_map__fd(map);
 }
 
 void Prefilter::ClearHashMap(const char* name, size_t key_size) {
@@ -92,17 +118,6 @@ void Prefilter::Reset() {
   DrainEvents();
 }
 
-Prefilter::~Prefilter() {
-  ring_buffer__free(ring_);
-  popguard_bpf__destroy(skel_);
-}
-
-int Prefilter::MapFd(const char* name) const {
-  bpf_map* map = bpf_object__find_map_by_name(skel_->obj, name);
-  if (!map) throw PrefilterError(std::string("no map named ") + name);
-  return bpf_map__fd(map);
-}
-
 void Prefilter::SetConfig(const pg_config& config) {
   uint32_t zero = 0;
   if (int err = bpf_map_update_elem(MapFd("pg_config"), &zero, &config, BPF_ANY))
@@ -122,17 +137,7 @@ void Prefilter::SetPort(uint16_t port, uint8_t kind) {
     Fail("writing pg_ports[" + std::to_string(port) + "]", err);
 }
 
-int Prefilter::ProgramFd(Hook hook) const {
-  switch (hook) {
-    case Hook::kXdp:
-      return bpf_program__fd(skel_->progs.pg_xdp);
-    case Hook::kTcEgress:
-      return bpf_program__fd(skel_->progs.pg_tc_egress);
-    case Hook::kTcIngress:
-      return bpf_program__fd(skel_->progs.pg_tc_ingress);
-  }
-  return -1;
-}
+int Prefilter::ProgramFd(Hook hook) const { return prog_fd_[static_cast<int>(hook)]; }
 
 int Prefilter::TestRun(Hook hook, std::span<const uint8_t> packet, uint32_t repeat,
                        uint32_t* duration_ns) const {

@@ -14,7 +14,7 @@
 
 #include "agent/prefilter/layout.h"
 
-struct popguard_bpf;
+struct bpf_object;
 struct ring_buffer;
 
 namespace popguard {
@@ -31,6 +31,9 @@ enum class Hook { kXdp, kTcEgress, kTcIngress };
 struct PrefilterOptions {
   uint32_t flow_map_entries = PG_MAX_FLOWS;
   uint32_t ring_buffer_bytes = 4u << 20;  // power of two, at least a page
+  // The BPF object to load; empty means the one built into this binary.
+  // Benchmarks pass a build of the same sources with test-only hooks.
+  std::span<const uint8_t> object;
 };
 
 // The settings the kernel starts from before any rule says otherwise:
@@ -79,7 +82,8 @@ class Prefilter {
   int MapFd(const char* name) const;
   void ClearHashMap(const char* name, size_t key_size);
 
-  popguard_bpf* skel_ = nullptr;
+  bpf_object* obj_ = nullptr;
+  int prog_fd_[3] = {-1, -1, -1};
   ring_buffer* ring_ = nullptr;
   std::vector<pg_event> pending_;
 };
