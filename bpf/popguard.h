@@ -180,6 +180,7 @@ enum pg_phase {
 #define PG_DF_MID_LINE (1u << 3)  /* a line is in progress (its head is in head[]) */
 #define PG_DF_OVER_THRESHOLD (1u << 4) /* this line already raised its threshold anomaly */
 #define PG_DF_STLS_SENT (1u << 5) /* client: STLS sent, answer pending */
+#define PG_DF_OVER_HARD (1u << 6) /* this line already raised its hard-limit anomaly */
 
 /* Per-direction state. Written only by the hook that sees that direction. */
 struct pg_dir_state {

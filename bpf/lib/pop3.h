@@ -158,7 +158,7 @@ static __always_inline void pg_line_reset(struct pg_dir_state *d)
 {
 	d->line_len = 0;
 	d->head_len = 0;
-	d->flags &= ~(PG_DF_MID_LINE | PG_DF_OVER_THRESHOLD);
+	d->flags &= ~(PG_DF_MID_LINE | PG_DF_OVER_THRESHOLD | PG_DF_OVER_HARD);
 }
 
 /* A complete client command: queue the response it will get. */
@@ -252,10 +252,15 @@ static int pg_client_line_cb(__u32 idx, void *data)
 		d->flags |= PG_DF_OVER_THRESHOLD;
 		pg_emit_anomaly(PG_AN_LINE_OVER_THRESHOLD, 0);
 	}
-	if (hard && d->line_len > hard && !(s->info.res & PG_WR_DROP)) {
+	if (hard && d->line_len > hard) {
+		/* Every segment carrying the line past its limit is dropped;
+		 * the anomaly is raised once per line. */
 		s->info.res |= PG_WR_DROP | PG_WR_BLOCK;
-		pg_emit_anomaly(PG_AN_LINE_HARD_LIMIT,
-				cfg->mode == PG_MODE_PREVENT ? PG_EVF_DROPPED : 0);
+		if (!(d->flags & PG_DF_OVER_HARD)) {
+			d->flags |= PG_DF_OVER_HARD;
+			pg_emit_anomaly(PG_AN_LINE_HARD_LIMIT,
+					cfg->mode == PG_MODE_PREVENT ? PG_EVF_DROPPED : 0);
+		}
 	}
 	if (lf < end) {
 		pg_client_line_done(flow, head);

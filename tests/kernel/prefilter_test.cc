@@ -667,10 +667,14 @@ TEST_F(TlsPortTest, HeartbeatAndMalformedRecords) {
 TEST_F(ConversationTest, HardLimitDropsInPreventModeOnly) {
   config_.verb_hard_limit[PG_VERB_PASS] = 64;
   Apply();
-  auto long_pass = c_.flow.ToServer("PASS " + std::string(100, 'A') + "\r\n");
-  EXPECT_EQ(Run(long_pass), kPass);
-  EXPECT_EQ(Counter(WouldDrop(PG_DROP_LINE_LIMIT)), 1u);
+  // Over three segments: two would be dropped, one anomaly for the line.
+  EXPECT_EQ(Run(c_.flow.ToServer("PASS " + std::string(50, 'A'))), kPass);
+  EXPECT_EQ(Run(c_.flow.ToServer(std::string(50, 'A'))), kPass);
+  EXPECT_EQ(Run(c_.flow.ToServer("\r\n")), kPass);
+  EXPECT_EQ(Counter(WouldDrop(PG_DROP_LINE_LIMIT)), 2u);
   EXPECT_EQ(CountAnomaly(PG_AN_LINE_HARD_LIMIT), 1u);
+  Client(c_.flow.ToServer("PASS short\r\n"));
+  EXPECT_EQ(Counter(WouldDrop(PG_DROP_LINE_LIMIT)), 2u);
   EXPECT_FALSE(pf_->IsFlowBlocked(c_.key));  // detect mode blocks nothing
 
   Conversation other;
