@@ -426,9 +426,11 @@ static __always_inline int pg_tcp(void *ctx, const bool xdp, struct pg_scratch *
 	d = &flow->dir[dir & 1];
 #ifdef PG_BENCH_REWIND
 	/* Benchmark builds only: BPF_PROG_TEST_RUN repeats one packet, and
-	 * each repeat must be the same in-order segment with an empty queue. */
+	 * each repeat must be the same in-order segment; a repeated command
+	 * must not fill the response queue. */
 	d->next_seq = p->seq;
-	flow->q_head = flow->q_tail;
+	if (dir == PG_DIR_TO_SERVER)
+		flow->q_head = flow->q_tail;
 #endif
 	if (!(d->flags & PG_DF_HAVE_SEQ)) {
 		raw_flags |= PG_EVF_NO_STATE;
