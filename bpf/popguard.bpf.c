@@ -29,11 +29,13 @@ static __always_inline long pg_load(void *ctx, const bool xdp, __u32 off, void *
 	return bpf_skb_load_bytes(ctx, off, to, len);
 }
 
-/* Copies window w of the region [base_off, base_off + total) into scratch.
- * Returns its length, 0 past the end, or -1 if the packet could not be read. */
-static __always_inline int pg_load_window(void *ctx, const bool xdp, struct pg_scratch *s, __u32 w)
+/* Copies the window starting at payload offset `start` of the region
+ * [base_off, base_off + total) into scratch. Returns its length, 0 past
+ * the end, or -1 if the packet could not be read. */
+static __always_inline int pg_load_window(void *ctx, const bool xdp, struct pg_scratch *s,
+					  __u32 start)
 {
-	__u32 start = w * PG_WIN, total = s->info.total, len;
+	__u32 total = s->info.total, len;
 
 	if (start >= total)
 		return 0;
@@ -56,52 +58,49 @@ static __always_inline int pg_raw_step(void *ctx, const bool xdp, struct pg_flow
 {
 	struct pg_scratch *s = pg_scr();
 	struct pg_emit_req req = {};
-	__u32 from, skip;
+	__u32 start;
 	int n;
 
 	if (!s || !flow)
 		return 1;
-	from = s->info.from;
-	w += from / PG_WIN;
-	n = pg_load_window(ctx, xdp, s, w);
+	start = s->info.from + w * PG_WIN;
+	n = pg_load_window(ctx, xdp, s, start);
 	if (n <= 0)
 		return 1;
-	skip = from > w * PG_WIN ? from - w * PG_WIN : 0;
-	if (skip >= (__u32)n)
-		return 0;
 	req.type = s->info.raw_type;
-	req.buf_off = skip;
-	req.len = n - skip;
-	req.flags = s->info.raw_flags | (w * PG_WIN + skip == from ? PG_EVF_FIRST : 0) |
-		    (w * PG_WIN + n >= s->info.total ? PG_EVF_LAST : 0);
+	req.len = n;
+	req.flags = s->info.raw_flags | (w == 0 ? PG_EVF_FIRST : 0) |
+		    (start + n >= s->info.total ? PG_EVF_LAST : 0);
 	pg_emit(flow, &req);
 	return 0;
 }
 
-/* Framing, one window per step. An escalation ends the walk with the rest
- * of the region left for a raw send from s->info.from. */
+/* Framing, one window per step from payload offset s->info.from. An
+ * escalation ends the walk with the rest of the region left for a raw
+ * send from s->info.from. */
 static __always_inline int pg_frame_step(void *ctx, const bool xdp, struct pg_flow *flow, __u32 w)
 {
 	struct pg_scratch *s = pg_scr();
-	__u32 r;
+	__u32 r, start;
 	int n;
 
 	if (!s || !flow)
 		return 1;
-	n = pg_load_window(ctx, xdp, s, w);
+	start = s->info.from + w * PG_WIN;
+	n = pg_load_window(ctx, xdp, s, start);
 	if (n == 0)
 		return 1;
 	if (n < 0) {
 		pg_count(PG_CNT_MALFORMED_L4, 1);
 		pg_escalate(&flow->dir[s->info.dir & 1]);
-		s->info.from = w * PG_WIN;
+		s->info.from = start;
 		s->info.res |= PG_WR_ESCALATE;
 		return 1;
 	}
 	r = s->info.dir == PG_DIR_TO_SERVER ? pg_client_window(flow) : pg_server_window(flow);
 	s->info.res |= r & (PG_WR_DROP | PG_WR_BLOCK);
 	if (r & PG_WR_ESCALATE) {
-		s->info.from = w * PG_WIN + PG_WR_OFF(r);
+		s->info.from = start + PG_WR_OFF(r);
 		s->info.res |= PG_WR_ESCALATE;
 		return 1;
 	}
@@ -214,6 +213,23 @@ static __always_inline int pg_tls_step(void *ctx, const bool xdp, struct pg_flow
 PG_HOOK_FUNCS(xdp, true)
 PG_HOOK_FUNCS(skb, false)
 
+/* Body bytes read in place; global functions so each verifies once. */
+__noinline __u32 pg_body_fast_xdp(struct xdp_md *ctx, __u8 *match, __u32 payload_off, __u32 len)
+{
+	if (!match)
+		return 0;
+	return pg_body_fast((void *)(long)ctx->data, (void *)(long)ctx->data_end, payload_off, len,
+			    match);
+}
+
+__noinline __u32 pg_body_fast_skb(struct __sk_buff *ctx, __u8 *match, __u32 payload_off, __u32 len)
+{
+	if (!match)
+		return 0;
+	return pg_body_fast((void *)(long)ctx->data, (void *)(long)ctx->data_end, payload_off, len,
+			    match);
+}
+
 static __always_inline __u32 pg_windows(__u32 len)
 {
 	return (len + PG_WIN - 1) / PG_WIN;
@@ -231,22 +247,23 @@ static __always_inline void pg_send_raw(void *ctx, const bool xdp, struct pg_scr
 	s->info.from = from;
 	s->info.raw_type = type;
 	s->info.raw_flags = flags;
-	bpf_loop(pg_windows(total - from) + 1, xdp ? (void *)pg_raw_cb_xdp : (void *)pg_raw_cb_skb,
-		 &lc, 0);
+	bpf_loop(pg_windows(total - from), xdp ? (void *)pg_raw_cb_xdp : (void *)pg_raw_cb_skb, &lc, 0);
 }
 
-/* Frames an in-order segment; what the kernel cannot frame goes up raw.
- * Returns PG_WR_DROP / PG_WR_BLOCK bits. */
+/* Frames payload bytes [from, len) of an in-order segment; what the kernel
+ * cannot frame goes up raw. Returns PG_WR_DROP / PG_WR_BLOCK bits. */
 static __always_inline __u32 pg_frame(void *ctx, const bool xdp, struct pg_scratch *s,
-				      struct pg_flow *flow, __u32 payload_off, __u32 len)
+				      struct pg_flow *flow, __u32 payload_off, __u32 len, __u32 from)
 {
 	struct pg_loop_ctx lc = { .ctx = ctx, .flow = flow };
 	__u32 res;
 
 	s->info.base_off = payload_off;
 	s->info.total = len;
+	s->info.from = from;
 	s->info.res = 0;
-	bpf_loop(pg_windows(len), xdp ? (void *)pg_frame_cb_xdp : (void *)pg_frame_cb_skb, &lc, 0);
+	bpf_loop(pg_windows(len - from), xdp ? (void *)pg_frame_cb_xdp : (void *)pg_frame_cb_skb, &lc,
+		 0);
 	res = s->info.res;
 	if (res & PG_WR_ESCALATE) {
 		pg_count(PG_CNT_RAW_SEGMENTS, 1);
@@ -311,7 +328,8 @@ static __always_inline void pg_block_flow(const struct pg_config *cfg, const str
 	if (cfg->mode != PG_MODE_PREVENT)
 		return;
 	b.expires_ns = cfg->blocklist_ttl_ns ? now + cfg->blocklist_ttl_ns : 0;
-	bpf_map_update_elem(&pg_block_flows, key, &b, BPF_ANY);
+	if (!bpf_map_update_elem(&pg_block_flows, key, &b, BPF_ANY))
+		pg_set_blocklist_active();
 }
 
 /* Counts a drop, or in detect mode a would-drop. Returns 1 to drop. */
@@ -360,11 +378,11 @@ static __always_inline int pg_tcp(void *ctx, const bool xdp, struct pg_scratch *
 {
 	struct pg_flow *flow;
 	struct pg_dir_state *d;
-	__u32 payload_len, res = 0, mode, end;
+	__u32 payload_len, res = 0, mode, end, from = 0;
 	__u8 raw_flags = 0, dir = s->info.dir;
 	int blocked, drop = 0;
 
-	blocked = pg_blocked(&s->info.key, s->info.now);
+	blocked = pg_blocklist_active() ? pg_blocked(&s->info.key, s->info.now) : 0;
 	if (blocked && pg_verdict_drop(cfg, blocked - 1))
 		return 1;
 
@@ -498,12 +516,73 @@ static __always_inline int pg_tcp(void *ctx, const bool xdp, struct pg_scratch *
 		return 0;
 	}
 
-	res = pg_frame(ctx, xdp, s, flow, p->payload_off, payload_len);
+	if (dir == PG_DIR_TO_CLIENT && (d->flags & PG_DF_IN_BODY) && !cfg->body_inspection) {
+		/* Most server bytes are body: scan them in place first. */
+		from = xdp ? pg_body_fast_xdp(ctx, &d->body_match, p->payload_off, payload_len)
+			   : pg_body_fast_skb(ctx, &d->body_match, p->payload_off, payload_len);
+		if (from >= payload_len)
+			return 0;
+	}
+	res = pg_frame(ctx, xdp, s, flow, p->payload_off, payload_len, from);
 	if (res & PG_WR_BLOCK)
 		pg_block_flow(cfg, &s->info.key, s->info.now);
 	if (res & PG_WR_DROP)
 		drop = pg_verdict_drop(cfg, PG_DROP_LINE_LIMIT);
 	return drop;
+}
+
+static __always_inline int pg_is_pop3_port(__u16 port_be)
+{
+	__u32 port = bpf_ntohs(port_be);
+	__u8 *k = bpf_map_lookup_elem(&pg_ports, &port);
+
+	return !k || *k;
+}
+
+/*
+ * Most packets a mail host sees are not POP3: untagged IPv4 or IPv6 with
+ * no extension headers is classified here with a handful of loads and no
+ * writes. Returns 1 when the packet is certainly not POP3 (and was
+ * counted); anything unusual or POP3 goes on to the full parse.
+ */
+static __always_inline int pg_quick_non_pop3(void *data, void *data_end, __u32 counter)
+{
+	struct ethhdr *eth = data;
+	struct tcphdr *tcp;
+
+	if ((void *)(eth + 1) > data_end)
+		return 0;
+	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = (void *)(eth + 1);
+
+		if ((void *)(ip + 1) > data_end || ip->version != 4 || ip->ihl < 5)
+			return 0;
+		if (ip->protocol != IPPROTO_TCP)
+			goto not_pop3;
+		if (ip->frag_off & bpf_htons(0x3fff))
+			return 0;
+		tcp = (void *)ip + ip->ihl * 4;
+	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+
+		if ((void *)(ip6 + 1) > data_end || ip6->version != 6)
+			return 0;
+		if (ip6->nexthdr == IPPROTO_UDP || ip6->nexthdr == IPPROTO_ICMPV6)
+			goto not_pop3;
+		if (ip6->nexthdr != IPPROTO_TCP)
+			return 0;
+		tcp = (void *)(ip6 + 1);
+	} else if (eth->h_proto == bpf_htons(ETH_P_8021Q) || eth->h_proto == bpf_htons(ETH_P_8021AD)) {
+		return 0;
+	} else {
+		goto not_pop3;
+	}
+	if ((void *)(tcp + 1) > data_end || pg_is_pop3_port(tcp->source) ||
+	    pg_is_pop3_port(tcp->dest))
+		return 0;
+not_pop3:
+	pg_count(counter, 1);
+	return 1;
 }
 
 /*
@@ -513,13 +592,17 @@ static __always_inline int pg_tcp(void *ctx, const bool xdp, struct pg_scratch *
 static __always_inline int pg_inspect(void *ctx, const bool xdp, __u8 hook, void *data,
 				      void *data_end, __u64 pkt_len, int *short_hdr)
 {
-	struct pg_config *cfg = pg_cfg();
-	struct pg_scratch *s = pg_scr();
 	__u32 sport, dport, cls_base = PG_CNT_PKT + hook * PG_CLASS__MAX;
+	struct pg_config *cfg;
+	struct pg_scratch *s;
 	struct pg_parsed *p;
 	__u8 *ks, *kd, kind;
 	int r;
 
+	if (pg_quick_non_pop3(data, data_end, cls_base + PG_CLASS_NON_POP3))
+		return 0;
+	cfg = pg_cfg();
+	s = pg_scr();
 	if (!cfg || !s)
 		return 0;
 	/* Parsed headers live in scratch: the BPF stack is 512 bytes for
@@ -547,6 +630,8 @@ static __always_inline int pg_inspect(void *ctx, const bool xdp, __u8 hook, void
 		/* Non-first fragments carry no ports: every TCP fragment goes up
 		 * from its IP header on, whatever the port. */
 		pg_count(cls_base + PG_CLASS_FRAGMENT, 1);
+		if (xdp)
+			pkt_len = bpf_xdp_get_buff_len(ctx);
 		__builtin_memset(&s->info, 0, sizeof(s->info));
 		s->info.now = pg_now(cfg);
 		s->info.hook = hook;
@@ -590,6 +675,8 @@ static __always_inline int pg_inspect(void *ctx, const bool xdp, __u8 hook, void
 	pg_count(cls_base + (s->info.dir == PG_DIR_TO_SERVER ? PG_CLASS_TO_SERVER
 							      : PG_CLASS_TO_CLIENT),
 		 1);
+	if (xdp)
+		pkt_len = bpf_xdp_get_buff_len(ctx);
 	return pg_tcp(ctx, xdp, s, cfg, p, pkt_len, kind);
 }
 
@@ -600,7 +687,9 @@ int pg_xdp(struct xdp_md *ctx)
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 
-	return pg_inspect(ctx, true, PG_HOOK_XDP, data, data_end, bpf_xdp_get_buff_len(ctx), 0)
+	/* The linear length serves classification; the whole length (with
+	 * frags) is read only for POP3 packets. */
+	return pg_inspect(ctx, true, PG_HOOK_XDP, data, data_end, data_end - data, 0)
 		       ? XDP_DROP
 		       : XDP_PASS;
 }

@@ -271,6 +271,13 @@ struct pg_addr_key {
 	__u32 family;
 };
 
+/* Runtime state written by both sides (array map, one entry). */
+struct pg_runtime {
+	__u32 blocklist_active; /* set on the first blocklist insert; the agent clears it
+				   when it has emptied both blocklists */
+	__u32 pad;
+};
+
 /* Per-CPU global budget state. */
 struct pg_budget {
 	__u64 last_ns;

@@ -22,6 +22,7 @@ static_assert(offsetof(pg_flow, respq) == 104);
 static_assert(sizeof(pg_config) == 184);
 static_assert(offsetof(pg_config, clock_ns) == 168);
 static_assert(sizeof(pg_block) == 8);
+static_assert(sizeof(pg_runtime) == 8);
 static_assert(sizeof(pg_addr_key) == 20);
 static_assert(PG_CNT_PAYLOAD_BYTES_TO_SERVER ==
               PG_CNT_PKT + int{PG_HOOK__MAX} * int{PG_CLASS__MAX});

@@ -101,6 +101,7 @@ void Prefilter::Reset() {
   ClearHashMap("pg_flows", sizeof(pg_flow_key));
   ClearHashMap("pg_block_flows", sizeof(pg_flow_key));
   ClearHashMap("pg_block_addrs", sizeof(pg_addr_key));
+  SetBlocklistActive(false);
   int ncpu = libbpf_num_possible_cpus();
   std::vector<pg_budget> budgets(ncpu > 0 ? ncpu : 1);
   uint32_t zero = 0;
@@ -189,16 +190,26 @@ void Prefilter::UpdateFlow(const pg_flow_key& key, const pg_flow& flow) {
   if (int err = bpf_map_update_elem(MapFd("pg_flows"), &key, &flow, BPF_ANY)) Fail("writing pg_flows", err);
 }
 
+void Prefilter::SetBlocklistActive(bool active) {
+  uint32_t zero = 0;
+  pg_runtime rt{};
+  rt.blocklist_active = active;
+  if (int err = bpf_map_update_elem(MapFd("pg_runtime"), &zero, &rt, BPF_ANY))
+    Fail("writing pg_runtime", err);
+}
+
 void Prefilter::BlockFlow(const pg_flow_key& key, uint64_t expires_ns) {
   pg_block b{expires_ns};
   if (int err = bpf_map_update_elem(MapFd("pg_block_flows"), &key, &b, BPF_ANY))
     Fail("writing pg_block_flows", err);
+  SetBlocklistActive(true);
 }
 
 void Prefilter::BlockAddress(const pg_addr_key& key, uint64_t expires_ns) {
   pg_block b{expires_ns};
   if (int err = bpf_map_update_elem(MapFd("pg_block_addrs"), &key, &b, BPF_ANY))
     Fail("writing pg_block_addrs", err);
+  SetBlocklistActive(true);
 }
 
 bool Prefilter::IsFlowBlocked(const pg_flow_key& key) const {

@@ -81,6 +81,7 @@ class Prefilter {
  private:
   int MapFd(const char* name) const;
   void ClearHashMap(const char* name, size_t key_size);
+  void SetBlocklistActive(bool active);
 
   bpf_object* obj_ = nullptr;
   int prog_fd_[3] = {-1, -1, -1};

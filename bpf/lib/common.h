@@ -138,6 +138,15 @@ struct {
 	__type(value, struct pg_budget);
 } pg_global_budget SEC(".maps");
 
+/* State the kernel and the agent both write, apart from pg_config, which
+ * only the agent writes. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pg_runtime);
+} pg_runtime SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 4 << 20);
@@ -170,6 +179,25 @@ static __always_inline __u64 pg_now(const struct pg_config *cfg)
 	if (cfg->clock_mode == PG_CLOCK_FIXED)
 		return cfg->clock_ns;
 	return bpf_ktime_get_ns();
+}
+
+/* The blocklists are looked up only when something was ever put in them:
+ * three hash lookups per POP3 packet otherwise. */
+static __always_inline int pg_blocklist_active(void)
+{
+	__u32 zero = 0;
+	struct pg_runtime *rt = bpf_map_lookup_elem(&pg_runtime, &zero);
+
+	return rt && rt->blocklist_active;
+}
+
+static __always_inline void pg_set_blocklist_active(void)
+{
+	__u32 zero = 0;
+	struct pg_runtime *rt = bpf_map_lookup_elem(&pg_runtime, &zero);
+
+	if (rt && !rt->blocklist_active)
+		rt->blocklist_active = 1;
 }
 
 /* Serial-number arithmetic (RFC 1982) for TCP sequence numbers. */

@@ -359,6 +359,23 @@ TEST_F(ConversationTest, BodyTerminatorSplitAcrossSegments) {
   EXPECT_TRUE(Anomalies().empty());
 }
 
+// Body segments are scanned in place and handed to the window path at the
+// first LF '.', at a segment ending in LF, and past the linear part.
+TEST_F(ConversationTest, BodyFastPathHandsOverAtDotLines) {
+  Client(c_.flow.ToServer("RETR 1\r\nNOOP\r\n"));
+  Server(c_.flow.ToClient("+OK 2000 octets\r\n"));
+  std::string line = "An ordinary line of a message body, long enough to matter.\r\n";
+  Server(c_.flow.ToClient(line + line + "..a dot-stuffed line\r\n" + line + line));  // ends in LF
+  Server(c_.flow.ToClient(".. stuffed at the very start after an LF\r\n" + line));
+  Server(c_.flow.ToClient(line + line + line));
+  EXPECT_TRUE(State().dir[1].flags & PG_DF_IN_BODY);
+  Server(c_.flow.ToClient(line + ".\r\n+OK noop\r\n"));
+  EXPECT_EQ(ServerLines(), (std::vector<std::string>{"+OK POP3 ready\r\n", "+OK 2000 octets\r\n",
+                                                     "+OK noop\r\n"}));
+  EXPECT_TRUE(Anomalies().empty());
+  EXPECT_FALSE(State().dir[1].flags & PG_DF_IN_BODY);
+}
+
 TEST_F(ConversationTest, BodyStaysInKernelUnlessInspectionIsOn) {
   Client(c_.flow.ToServer("RETR 1\r\n"));
   Server(c_.flow.ToClient("+OK\r\nSecret: body\r\n.\r\n"));
