@@ -351,7 +351,7 @@ static __always_inline struct pg_flow *pg_flow_new(struct pg_scratch *s, const s
 	struct pg_flow *fp;
 
 	__builtin_memset(f, 0, sizeof(*f));
-	f->created_ns = s->info.now;
+	f->created_ns = pg_now(s);
 	f->respq[0] = PG_RK_GREETING;
 	f->q_tail = 1;
 	if (port_kind == PG_PORT_POP3_TLS) {
@@ -382,7 +382,7 @@ static __always_inline int pg_tcp(void *ctx, const bool xdp, struct pg_scratch *
 	__u8 raw_flags = 0, dir = s->info.dir;
 	int blocked, drop = 0;
 
-	blocked = pg_blocklist_active() ? pg_blocked(&s->info.key, s->info.now) : 0;
+	blocked = pg_blocklist_active() ? pg_blocked(&s->info.key, pg_now(s)) : 0;
 	if (blocked && pg_verdict_drop(cfg, blocked - 1))
 		return 1;
 
@@ -525,7 +525,7 @@ static __always_inline int pg_tcp(void *ctx, const bool xdp, struct pg_scratch *
 	}
 	res = pg_frame(ctx, xdp, s, flow, p->payload_off, payload_len, from);
 	if (res & PG_WR_BLOCK)
-		pg_block_flow(cfg, &s->info.key, s->info.now);
+		pg_block_flow(cfg, &s->info.key, pg_now(s));
 	if (res & PG_WR_DROP)
 		drop = pg_verdict_drop(cfg, PG_DROP_LINE_LIMIT);
 	return drop;
@@ -633,7 +633,7 @@ static __always_inline int pg_inspect(void *ctx, const bool xdp, __u8 hook, void
 		if (xdp)
 			pkt_len = bpf_xdp_get_buff_len(ctx);
 		__builtin_memset(&s->info, 0, sizeof(s->info));
-		s->info.now = pg_now(cfg);
+		s->info.now = 0;
 		s->info.hook = hook;
 		s->info.key.family = p->family;
 		__builtin_memcpy(s->info.key.client_addr, p->saddr, 16);
@@ -654,7 +654,7 @@ static __always_inline int pg_inspect(void *ctx, const bool xdp, __u8 hook, void
 	}
 
 	s->info.hook = hook;
-	s->info.now = pg_now(cfg);
+	s->info.now = 0;
 	s->info.key.family = p->family;
 	s->info.key.pad[0] = s->info.key.pad[1] = s->info.key.pad[2] = 0;
 	if (*kd) {

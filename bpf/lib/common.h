@@ -174,11 +174,20 @@ static __always_inline struct pg_scratch *pg_scr(void)
 	return bpf_map_lookup_elem(&pg_scratch, &zero);
 }
 
-static __always_inline __u64 pg_now(const struct pg_config *cfg)
+/* The packet's time, read on first use: most packets (body bytes, TLS
+ * records) never need it, and the clock is a helper call. */
+static __always_inline __u64 pg_now(struct pg_scratch *s)
 {
-	if (cfg->clock_mode == PG_CLOCK_FIXED)
-		return cfg->clock_ns;
-	return bpf_ktime_get_ns();
+	struct pg_config *cfg;
+
+	if (s->info.now)
+		return s->info.now;
+	cfg = pg_cfg();
+	if (cfg && cfg->clock_mode == PG_CLOCK_FIXED)
+		s->info.now = cfg->clock_ns;
+	else
+		s->info.now = bpf_ktime_get_ns();
+	return s->info.now;
 }
 
 /* The blocklists are looked up only when something was ever put in them:

@@ -46,10 +46,12 @@ static __always_inline int pg_take_token(__u64 *last_ns, __u64 *tokens, __u32 bu
 	return 1;
 }
 
-static __always_inline void pg_fill_head(struct pg_event *ev, const struct pg_pktinfo *info,
-					 __u8 type, __u8 flags, __u8 anomaly)
+static __always_inline void pg_fill_head(struct pg_event *ev, struct pg_scratch *s, __u8 type,
+					 __u8 flags, __u8 anomaly)
 {
-	ev->ts_ns = info->now;
+	struct pg_pktinfo *info = &s->info;
+
+	ev->ts_ns = pg_now(s);
 	ev->key = info->key;
 	ev->type = type;
 	ev->dir = info->dir;
@@ -85,7 +87,7 @@ static __always_inline int pg_anomaly_record(struct pg_scratch *s, __u32 anomaly
 
 	if (!ev)
 		return 0;
-	pg_fill_head(ev, &s->info, PG_EV_ANOMALY, flags, anomaly);
+	pg_fill_head(ev, s, PG_EV_ANOMALY, flags, anomaly);
 	ev->seq = s->info.seg_seq;
 	ev->seg_len = s->info.seg_len;
 	ev->seg_off = 0;
@@ -106,7 +108,7 @@ static __always_inline int pg_global_budget_ok(struct pg_scratch *s, const struc
 	if (!b)
 		return 1;
 	if (pg_take_token(&b->last_ns, &b->tokens, cfg->global_budget_burst,
-			  cfg->global_budget_rate, s->info.now)) {
+			  cfg->global_budget_rate, pg_now(s))) {
 		b->tripped = 0;
 		return 1;
 	}
@@ -156,7 +158,7 @@ __noinline int pg_emit_chunk(struct pg_flow *flow, struct pg_emit_req *req, __u3
 		flags &= ~(PG_EVF_LAST | PG_EVF_LINE_END);
 	}
 	if (!pg_take_token(&flow->budget_ns, &flow->budget_tokens, cfg->flow_budget_burst,
-			   cfg->flow_budget_rate, s->info.now)) {
+			   cfg->flow_budget_rate, pg_now(s))) {
 		pg_count(PG_CNT_BUDGET_FLOW, 1);
 		if (flow->budget_tripped)
 			return 0;
@@ -170,7 +172,7 @@ __noinline int pg_emit_chunk(struct pg_flow *flow, struct pg_emit_req *req, __u3
 	ev = pg_reserve();
 	if (!ev)
 		return 0;
-	pg_fill_head(ev, &s->info, req->type, flags, req->anomaly);
+	pg_fill_head(ev, s, req->type, flags, req->anomaly);
 	seg_off = s->info.win_base + off;
 	ev->seq = s->info.seg_seq + seg_off;
 	ev->seg_len = s->info.seg_len;
