@@ -220,7 +220,8 @@ struct BufferSize {
 
 // The payload keywords in rule order: order carries meaning (relative
 // matches, the buffer each one reads).
-using Detection = std::variant<ContentMatch, PcreMatch, IsDataAt, ByteTest, Base64Decode, BufferSize>;
+using Detection =
+    std::variant<ContentMatch, PcreMatch, IsDataAt, ByteTest, Base64Decode, BufferSize>;
 
 // ---------------------------------------------------------------- non-payload
 
@@ -247,10 +248,10 @@ inline constexpr uint8_t kTcpEce = 0x40;
 inline constexpr uint8_t kTcpCwr = 0x80;
 
 enum class FlagsMatch {
-  kExact,     // exactly these (after the ignore mask); `0` means none set
-  kAllOf,     // `+`: these, and any others
-  kAnyOf,     // `*`: at least one of these
-  kNoneOf,    // `!`: none of these
+  kExact,   // exactly these (after the ignore mask); `0` means none set
+  kAllOf,   // `+`: these, and any others
+  kAnyOf,   // `*`: at least one of these
+  kNoneOf,  // `!`: none of these
 };
 
 struct TcpFlags {

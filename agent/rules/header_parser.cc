@@ -11,6 +11,8 @@ namespace {
 
 // Variables may refer to variables; this bounds a chain and stops cycles.
 constexpr int kMaxVariableDepth = 16;
+// And this bounds the breadth: `A=[$B,$B]`, `B=[$C,$C]`, ... doubles per level.
+constexpr int kMaxElements = 4096;
 
 bool ParseNetwork(std::string_view text, IpNetwork* network, std::string* why) {
   size_t slash = text.find('/');
@@ -66,7 +68,8 @@ bool ParsePortRange(std::string_view text, PortRange* range, std::string* why) {
 bool IsVariableName(std::string_view name) {
   if (name.empty()) return false;
   for (char c : name) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+    bool ok =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
     if (!ok) return false;
   }
   return true;
@@ -102,6 +105,10 @@ class SelectorParser {
   }
 
   bool ParseElement(std::string_view text, int depth, Selector<Leaf>* out, std::string* why) {
+    if (++elements_ > kMaxElements) {
+      *why = "expands to more than " + std::to_string(kMaxElements) + " elements";
+      return false;
+    }
     text = Trim(text);
     if (text.empty()) {
       *why = "empty element";
@@ -163,11 +170,12 @@ class SelectorParser {
   const Variables& variables_;
   bool ports_;
   LeafParser parse_leaf_;
+  int elements_ = 0;
 };
 
 // Whitespace separates header fields, except inside [lists]. Sets
-// `unclosed` to the outermost '[' that has no ']'.
-std::vector<Piece> SplitHeaderFields(std::string_view text, std::optional<size_t>* unclosed) {
+// `unclosed` to the outermost '[' that has no ']', npos if none.
+std::vector<Piece> SplitHeaderFields(std::string_view text, size_t* unclosed) {
   std::vector<Piece> fields;
   int brackets = 0;
   size_t begin = std::string_view::npos;
@@ -175,7 +183,7 @@ std::vector<Piece> SplitHeaderFields(std::string_view text, std::optional<size_t
     bool end = i == text.size();
     char c = end ? ' ' : text[i];
     if (c == '[' && brackets++ == 0) *unclosed = i;
-    if (c == ']' && brackets > 0 && --brackets == 0) unclosed->reset();
+    if (c == ']' && brackets > 0 && --brackets == 0) *unclosed = std::string_view::npos;
     if (IsSpace(c) && brackets == 0) {
       if (begin != std::string_view::npos) fields.push_back({text.substr(begin, i - begin), begin});
       begin = std::string_view::npos;
@@ -203,8 +211,8 @@ bool ParseAction(std::string_view text, Action* action) {
 
 // What can carry POP3: TCP, or the POP3 app-layer itself.
 bool IsPop3Protocol(std::string_view protocol) {
-  static constexpr std::string_view kProtocols[] = {"tcp",  "pop3",    "ip",
-                                                    "any",  "tcp-pkt", "tcp-stream"};
+  static constexpr std::string_view kProtocols[] = {"tcp", "pop3",    "ip",
+                                                    "any", "tcp-pkt", "tcp-stream"};
   for (std::string_view p : kProtocols) {
     if (protocol == p) return true;
   }
@@ -215,14 +223,14 @@ bool IsPop3Protocol(std::string_view protocol) {
 
 bool ParseHeader(std::string_view text, size_t offset, const Variables& variables, Header* header,
                  SyntaxError* error) {
-  std::optional<size_t> unclosed;
+  size_t unclosed = std::string_view::npos;
   std::vector<Piece> fields = SplitHeaderFields(text, &unclosed);
   auto fail = [&](const Piece& at, std::string message) {
     *error = {offset + at.offset, std::move(message)};
     return false;
   };
-  if (unclosed) {
-    *error = {offset + *unclosed, "'[' without a closing ']' in the header"};
+  if (unclosed != std::string_view::npos) {
+    *error = {offset + unclosed, "'[' without a closing ']' in the header"};
     return false;
   }
   if (fields.empty()) {
@@ -250,9 +258,10 @@ bool ParseHeader(std::string_view text, size_t offset, const Variables& variable
     return true;
   }
   if (fields.size() != 7) {
-    return fail(fields[0], "malformed header: expected 'action protocol source port direction "
-                           "destination port', got " +
-                               std::to_string(fields.size()) + " fields");
+    return fail(fields[0],
+                "malformed header: expected 'action protocol source port direction "
+                "destination port', got " +
+                    std::to_string(fields.size()) + " fields");
   }
   if (fields[4].text != "->" && fields[4].text != "<>") {
     return fail(fields[4],
@@ -260,22 +269,21 @@ bool ParseHeader(std::string_view text, size_t offset, const Variables& variable
   }
   header->bidirectional = fields[4].text == "<>";
 
-  SelectorParser<IpNetwork> addresses(variables, false, ParseNetwork);
-  SelectorParser<PortRange> ports(variables, true, ParsePortRange);
   std::string why;
-  if (!addresses.ParseField(fields[2].text, 0, &header->source, &why)) {
-    return fail(fields[2], "source address: " + why);
-  }
-  if (!ports.ParseField(fields[3].text, 0, &header->source_ports, &why)) {
-    return fail(fields[3], "source port: " + why);
-  }
-  if (!addresses.ParseField(fields[5].text, 0, &header->destination, &why)) {
-    return fail(fields[5], "destination address: " + why);
-  }
-  if (!ports.ParseField(fields[6].text, 0, &header->destination_ports, &why)) {
-    return fail(fields[6], "destination port: " + why);
-  }
-  return true;
+  auto address = [&](const Piece& field, AddressSelector* out, std::string_view name) {
+    return SelectorParser<IpNetwork>(variables, false, ParseNetwork)
+               .ParseField(field.text, 0, out, &why) ||
+           fail(field, std::string(name) + ": " + why);
+  };
+  auto port = [&](const Piece& field, PortSelector* out, std::string_view name) {
+    return SelectorParser<PortRange>(variables, true, ParsePortRange)
+               .ParseField(field.text, 0, out, &why) ||
+           fail(field, std::string(name) + ": " + why);
+  };
+  return address(fields[2], &header->source, "source address") &&
+         port(fields[3], &header->source_ports, "source port") &&
+         address(fields[5], &header->destination, "destination address") &&
+         port(fields[6], &header->destination_ports, "destination port");
 }
 
 }  // namespace popguard::rules::internal

@@ -52,8 +52,8 @@ SplitLines SplitIntoLogicalLines(std::string_view text) {
   size_t pos = 0;
   while (true) {
     size_t newline = text.find('\n', pos);
-    std::string_view physical =
-        text.substr(pos, newline == std::string_view::npos ? std::string_view::npos : newline - pos);
+    std::string_view physical = text.substr(
+        pos, newline == std::string_view::npos ? std::string_view::npos : newline - pos);
     ++line_number;
     if (!physical.empty() && physical.back() == '\r') physical.remove_suffix(1);
 

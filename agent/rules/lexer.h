@@ -17,7 +17,6 @@ class LogicalLine {
   void Append(std::string_view piece, int line, int column);
 
   const std::string& text() const { return text_; }
-  int first_line() const { return pieces_.empty() ? 0 : pieces_.front().line; }
   // 1-based physical line and column of text()[offset] (offset may be size()).
   std::pair<int, int> Locate(size_t offset) const;
 

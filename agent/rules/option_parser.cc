@@ -103,13 +103,12 @@ constexpr Refusal kRefused[] = {
 };
 
 // Snort 2 content modifiers and prefixes that select another protocol.
-constexpr std::string_view kForeignPrefixes[] = {"http_", "http.", "http2.", "dns.", "tls.", "ssh.",
-                                                 "smb.", "dce_", "dcerpc.", "ftp", "smtp.",
-                                                 "imap.", "krb5", "snmp.", "sip.", "dnp3", "modbus",
-                                                 "enip", "mqtt.", "rfb.", "ike.", "ja3", "ja4",
-                                                 "quic.", "ldap.", "file.", "email.", "mime.",
-                                                 "websocket.", "pgsql.", "nfs", "tftp", "dhcp.",
-                                                 "sd_", "ssl_", "gtp_", "cip_", "s7commplus"};
+constexpr std::string_view kForeignPrefixes[] = {
+    "http_",   "http.", "http2.", "dns.",  "tls.",       "ssh.",      "smb.", "dce_",
+    "dcerpc.", "ftp",   "smtp.",  "imap.", "krb5",       "snmp.",     "sip.", "dnp3",
+    "modbus",  "enip",  "mqtt.",  "rfb.",  "ike.",       "ja3",       "ja4",  "quic.",
+    "ldap.",   "file.", "email.", "mime.", "websocket.", "pgsql.",    "nfs",  "tftp",
+    "dhcp.",   "sd_",   "ssl_",   "gtp_",  "cip_",       "s7commplus"};
 
 constexpr std::pair<std::string_view, Pop3Event> kPop3Events[] = {
     {"too_many_transactions", Pop3Event::kTooManyTransactions},
@@ -141,9 +140,8 @@ std::optional<T> Lookup(const std::pair<std::string_view, T> (&table)[N], std::s
 
 // What a byte_extract variable name looks like, for a precise refusal.
 bool IsVariableLike(std::string_view text) {
-  return !text.empty() &&
-         ((text[0] >= 'a' && text[0] <= 'z') || (text[0] >= 'A' && text[0] <= 'Z') ||
-          text[0] == '_');
+  return !text.empty() && ((text[0] >= 'a' && text[0] <= 'z') ||
+                           (text[0] >= 'A' && text[0] <= 'Z') || text[0] == '_');
 }
 
 bool IsIdentifier(std::string_view text) {
@@ -286,8 +284,8 @@ bool OptionParser::Once(const RawOption& option) {
 bool OptionParser::Refuse(const RawOption& option) {
   for (const Refusal& refusal : kRefused) {
     if (refusal.keyword == option.key) {
-      return Fail(option.key_offset, "unsupported option " + Quote(option.key) + ": " +
-                                         std::string(refusal.reason));
+      return Fail(option.key_offset,
+                  "unsupported option " + Quote(option.key) + ": " + std::string(refusal.reason));
     }
   }
   if (option.key.rfind("pop3.", 0) == 0) {
@@ -477,7 +475,8 @@ bool OptionParser::DecodeContent(std::string_view raw, size_t offset, std::strin
           high_nibble = -1;
         }
       } else {
-        return Fail(offset + i, Quote(std::string_view(&raw[i], 1)) + " is not a hex digit in |...|");
+        return Fail(offset + i,
+                    Quote(std::string_view(&raw[i], 1)) + " is not a hex digit in |...|");
       }
     } else if (c == '|') {
       hex = true;
@@ -514,7 +513,8 @@ bool OptionParser::OnContent(const RawOption& option) {
                    &rest_offset)) {
     return false;
   }
-  size_t inner_offset = static_cast<size_t>(inner.data() - option.value.data()) + option.value_offset;
+  size_t inner_offset =
+      static_cast<size_t>(inner.data() - option.value.data()) + option.value_offset;
   if (!DecodeContent(inner, inner_offset, &content.pattern)) return false;
   if (content.pattern.empty()) return Fail(option.value_offset, "empty content");
   if (!rest.empty()) {
@@ -525,9 +525,14 @@ bool OptionParser::OnContent(const RawOption& option) {
       size_t at = rest_offset + 1 + piece.offset;
       std::optional<std::string_view> value;
       if (!argument.empty()) value = argument;
-      static constexpr std::string_view kInline[] = {
-          "nocase", "fast_pattern", "fast_pattern_offset", "fast_pattern_length",
-          "offset", "depth",        "distance",            "within"};
+      static constexpr std::string_view kInline[] = {"nocase",
+                                                     "fast_pattern",
+                                                     "fast_pattern_offset",
+                                                     "fast_pattern_length",
+                                                     "offset",
+                                                     "depth",
+                                                     "distance",
+                                                     "within"};
       if (std::find(std::begin(kInline), std::end(kInline), name) == std::end(kInline)) {
         return Fail(at, "unknown content modifier " + Quote(piece.text));
       }
@@ -548,8 +553,9 @@ bool OptionParser::OnContentModifier(const RawOption& option) {
     }
   }
   if (target == nullptr) {
-    std::string where =
-        buffer_ == Buffer::kPayload ? "" : " in the " + std::string(BufferName(buffer_)) + " buffer";
+    std::string where = buffer_ == Buffer::kPayload
+                            ? ""
+                            : " in the " + std::string(BufferName(buffer_)) + " buffer";
     return Fail(option.key_offset, Quote(option.key) + " needs a preceding content" + where);
   }
   std::optional<std::string_view> value;
@@ -560,9 +566,7 @@ bool OptionParser::OnContentModifier(const RawOption& option) {
 
 bool OptionParser::ApplyContentModifier(ContentMatch& content, std::string_view name,
                                         std::optional<std::string_view> value, size_t offset) {
-  auto twice = [&] {
-    return Fail(offset, Quote(name) + " given twice for " + Describe(content));
-  };
+  auto twice = [&] { return Fail(offset, Quote(name) + " given twice for " + Describe(content)); };
   auto flag = [&](bool* field) {
     if (value) return Fail(offset, Quote(name) + " takes no value");
     if (*field) return twice();
@@ -622,8 +626,8 @@ bool OptionParser::ApplyContentModifier(ContentMatch& content, std::string_view 
       fast_pattern.slice_offset = static_cast<uint32_t>(slice_offset);
       fast_pattern.slice_length = static_cast<uint32_t>(slice_length);
     } else {
-      return Fail(offset, "fast_pattern takes no value, 'only' or 'offset,length', got " +
-                              Quote(*value));
+      return Fail(offset,
+                  "fast_pattern takes no value, 'only' or 'offset,length', got " + Quote(*value));
     }
   }
   content.fast_pattern = fast_pattern;
@@ -646,7 +650,8 @@ bool OptionParser::OnPcre(const RawOption& option) {
                                  ? "pcre capture variables (flow:/pkt:/alert:) are not supported"
                                  : "unexpected text after the pcre string");
   }
-  size_t inner_offset = static_cast<size_t>(inner.data() - option.value.data()) + option.value_offset;
+  size_t inner_offset =
+      static_cast<size_t>(inner.data() - option.value.data()) + option.value_offset;
   size_t last_slash = inner.rfind('/');
   if (inner.empty() || inner.front() != '/' || last_slash == 0) {
     return Fail(inner_offset, "pcre must be written \"/regex/modifiers\"");
@@ -661,20 +666,50 @@ bool OptionParser::OnPcre(const RawOption& option) {
     size_t at = inner_offset + last_slash + 1 + i;
     PcreModifiers& m = pcre.modifiers;
     switch (c) {
-      case 'i': m.caseless = true; break;
-      case 's': m.dotall = true; break;
-      case 'm': m.multiline = true; break;
-      case 'x': m.extended = true; break;
-      case 'A': m.anchored = true; break;
-      case 'E': m.dollar_endonly = true; break;
-      case 'G': m.ungreedy = true; break;
-      case 'R': m.relative = true; break;
-      case 'O': m.override_match_limit = true; break;
-      case 'B': break;  // rawbytes: POP3 buffers are raw already
-      case 'U': case 'I': case 'P': case 'Q': case 'H': case 'D': case 'M': case 'C':
-      case 'S': case 'Y': case 'V': case 'W': case 'K':
-        return Fail(at, "pcre modifier '" + std::string(1, c) +
-                            "' selects an HTTP buffer; POP3 has none");
+      case 'i':
+        m.caseless = true;
+        break;
+      case 's':
+        m.dotall = true;
+        break;
+      case 'm':
+        m.multiline = true;
+        break;
+      case 'x':
+        m.extended = true;
+        break;
+      case 'A':
+        m.anchored = true;
+        break;
+      case 'E':
+        m.dollar_endonly = true;
+        break;
+      case 'G':
+        m.ungreedy = true;
+        break;
+      case 'R':
+        m.relative = true;
+        break;
+      case 'O':
+        m.override_match_limit = true;
+        break;
+      case 'B':
+        break;  // rawbytes: POP3 buffers are raw already
+      case 'U':
+      case 'I':
+      case 'P':
+      case 'Q':
+      case 'H':
+      case 'D':
+      case 'M':
+      case 'C':
+      case 'S':
+      case 'Y':
+      case 'V':
+      case 'W':
+      case 'K':
+        return Fail(
+            at, "pcre modifier '" + std::string(1, c) + "' selects an HTTP buffer; POP3 has none");
       default:
         return Fail(at, "unknown pcre modifier '" + std::string(1, c) + "'");
     }
@@ -735,9 +770,12 @@ bool OptionParser::OnByteTest(const RawOption& option) {
     test.negated = true;
   }
   static constexpr std::pair<std::string_view, ByteTestOperator> kOperators[] = {
-      {"<", ByteTestOperator::kLess},         {">", ByteTestOperator::kGreater},
-      {"=", ByteTestOperator::kEqual},        {"<=", ByteTestOperator::kLessEqual},
-      {">=", ByteTestOperator::kGreaterEqual}, {"&", ByteTestOperator::kAnd},
+      {"<", ByteTestOperator::kLess},
+      {">", ByteTestOperator::kGreater},
+      {"=", ByteTestOperator::kEqual},
+      {"<=", ByteTestOperator::kLessEqual},
+      {">=", ByteTestOperator::kGreaterEqual},
+      {"&", ByteTestOperator::kAnd},
       {"^", ByteTestOperator::kOr},
   };
   std::optional<ByteTestOperator> parsed_op = Lookup(kOperators, op);
@@ -750,11 +788,11 @@ bool OptionParser::OnByteTest(const RawOption& option) {
   std::optional<uint64_t> value =
       ParseUnsignedOrHex(parts[2].text, std::numeric_limits<uint64_t>::max());
   if (!value) {
-    return Fail(at(2), IsVariableLike(parts[2].text) && IsIdentifier(parts[2].text)
-                           ? "byte_test value " + Quote(parts[2].text) +
-                                 " is a variable; byte_extract variables are not supported"
-                           : "byte_test value must be a decimal or 0x number, got " +
-                                 Quote(parts[2].text));
+    return Fail(
+        at(2), IsVariableLike(parts[2].text) && IsIdentifier(parts[2].text)
+                   ? "byte_test value " + Quote(parts[2].text) +
+                         " is a variable; byte_extract variables are not supported"
+                   : "byte_test value must be a decimal or 0x number, got " + Quote(parts[2].text));
   }
   test.value = *value;
   int64_t offset = 0;
@@ -843,13 +881,12 @@ bool OptionParser::OnBase64Decode(const RawOption& option) {
 
 bool OptionParser::OnBase64Data(const RawOption& option) {
   if (!RequireNoValue(option)) return false;
-  bool decoded = std::any_of(rule_->detections.begin(), rule_->detections.end(),
-                             [](const Detection& d) { return std::holds_alternative<Base64Decode>(d); });
+  bool decoded =
+      std::any_of(rule_->detections.begin(), rule_->detections.end(),
+                  [](const Detection& d) { return std::holds_alternative<Base64Decode>(d); });
   if (!decoded) return Fail(option.key_offset, "base64_data needs a base64_decode before it");
   unread_base64_decode_.reset();
-  buffer_ = Buffer::kBase64Data;
-  unused_sticky_ = PendingSticky{option.key, option.key_offset};
-  return true;
+  return SwitchBuffer(option, Buffer::kBase64Data);
 }
 
 bool OptionParser::OnBsize(const RawOption& option) {
@@ -869,27 +906,28 @@ bool OptionParser::OnBsize(const RawOption& option) {
   return true;
 }
 
-bool OptionParser::OnStickyBuffer(const RawOption& option) {
-  if (!RequireNoValue(option)) return false;
-  if (unused_sticky_) {
-    return Fail(unused_sticky_->offset, "sticky buffer " + Quote(unused_sticky_->keyword) +
-                                            " has no content, pcre or other payload keyword "
-                                            "after it");
-  }
-  buffer_ = *Lookup(kStickyBuffers, option.key);
-  unused_sticky_ = PendingSticky{option.key, option.key_offset};
+bool OptionParser::CheckStickyUsed() {
+  if (!unused_sticky_) return true;
+  return Fail(unused_sticky_->offset,
+              "sticky buffer " + Quote(unused_sticky_->keyword) +
+                  " has no content, pcre or other payload keyword after it");
+}
+
+// A sticky buffer nothing reads is a mistake (the keywords meant for it went
+// elsewhere); the payload, which pkt_data returns to, needs no reader.
+bool OptionParser::SwitchBuffer(const RawOption& option, Buffer buffer) {
+  if (!CheckStickyUsed()) return false;
+  buffer_ = buffer;
+  if (buffer != Buffer::kPayload) unused_sticky_ = PendingSticky{option.key, option.key_offset};
   return true;
 }
 
+bool OptionParser::OnStickyBuffer(const RawOption& option) {
+  return RequireNoValue(option) && SwitchBuffer(option, *Lookup(kStickyBuffers, option.key));
+}
+
 bool OptionParser::OnPktData(const RawOption& option) {
-  if (!RequireNoValue(option)) return false;
-  if (unused_sticky_) {
-    return Fail(unused_sticky_->offset, "sticky buffer " + Quote(unused_sticky_->keyword) +
-                                            " has no content, pcre or other payload keyword "
-                                            "after it");
-  }
-  buffer_ = Buffer::kPayload;
-  return true;
+  return RequireNoValue(option) && SwitchBuffer(option, Buffer::kPayload);
 }
 
 // ---------------------------------------------------------------- non-payload
@@ -916,8 +954,10 @@ bool OptionParser::ParseIntegerTest(std::string_view text, size_t offset, uint64
   auto number = [&](std::string_view digits, uint64_t* out) {
     std::optional<uint64_t> parsed = ParseUnsigned(Trim(digits), max);
     if (!parsed) {
-      return Fail(offset, Quote(what) + " must be n, !n, <n, <=n, >n, >=n or lo<>hi with numbers "
-                                        "0.." + std::to_string(max) + ", got " + Quote(text));
+      return Fail(offset, Quote(what) +
+                              " must be n, !n, <n, <=n, >n, >=n or lo<>hi with numbers "
+                              "0.." +
+                              std::to_string(max) + ", got " + Quote(text));
     }
     *out = *parsed;
     return true;
@@ -929,15 +969,14 @@ bool OptionParser::ParseIntegerTest(std::string_view text, size_t offset, uint64
       return false;
     }
     if (test->value + 1 >= test->high) {
-      return Fail(offset, Quote(what) + " range " + Quote(text) +
-                              " is empty (both ends are exclusive)");
+      return Fail(offset,
+                  Quote(what) + " range " + Quote(text) + " is empty (both ends are exclusive)");
     }
     return true;
   }
   static constexpr std::pair<std::string_view, Comparison> kPrefixes[] = {
-      {"<=", Comparison::kLessEqual}, {">=", Comparison::kGreaterEqual},
-      {"<", Comparison::kLess},       {">", Comparison::kGreater},
-      {"!", Comparison::kNotEqual},   {"=", Comparison::kEqual},
+      {"<=", Comparison::kLessEqual}, {">=", Comparison::kGreaterEqual}, {"<", Comparison::kLess},
+      {">", Comparison::kGreater},    {"!", Comparison::kNotEqual},      {"=", Comparison::kEqual},
   };
   test->op = Comparison::kEqual;
   for (const auto& [prefix, op] : kPrefixes) {
@@ -1011,46 +1050,67 @@ bool OptionParser::OnFlags(const RawOption& option) {
   if (!RequireValue(option) || !Once(option)) return false;
   std::vector<Piece> parts = SplitTopLevel(option.value, ',');
   if (parts.size() > 2) {
-    return Fail(option.value_offset, "flags takes '[+*!]flags[,ignored]', got " +
-                                         Quote(option.value));
+    return Fail(option.value_offset,
+                "flags takes '[+*!]flags[,ignored]', got " + Quote(option.value));
   }
   auto bit = [](char c) -> uint8_t {
     switch (c) {
-      case 'F': case 'f': return kTcpFin;
-      case 'S': case 's': return kTcpSyn;
-      case 'R': case 'r': return kTcpRst;
-      case 'P': case 'p': return kTcpPsh;
-      case 'A': case 'a': return kTcpAck;
-      case 'U': case 'u': return kTcpUrg;
-      case 'E': case 'e': case '2': return kTcpEce;  // '1' and '2': pre-RFC 3168 names
-      case 'C': case 'c': case '1': return kTcpCwr;
-      default: return 0;
+      case 'F':
+      case 'f':
+        return kTcpFin;
+      case 'S':
+      case 's':
+        return kTcpSyn;
+      case 'R':
+      case 'r':
+        return kTcpRst;
+      case 'P':
+      case 'p':
+        return kTcpPsh;
+      case 'A':
+      case 'a':
+        return kTcpAck;
+      case 'U':
+      case 'u':
+        return kTcpUrg;
+      case 'E':
+      case 'e':
+      case '2':
+        return kTcpEce;  // '1' and '2': pre-RFC 3168 names
+      case 'C':
+      case 'c':
+      case '1':
+        return kTcpCwr;
+      default:
+        return 0;
     }
   };
   TcpFlags flags;
   std::string_view spec = parts[0].text;
   size_t at = option.value_offset + parts[0].offset;
+  auto modifier = [](char c) -> std::optional<FlagsMatch> {
+    switch (c) {
+      case '+':
+        return FlagsMatch::kAllOf;
+      case '*':
+        return FlagsMatch::kAnyOf;
+      case '!':
+        return FlagsMatch::kNoneOf;
+      default:
+        return std::nullopt;
+    }
+  };
   // The modifier goes first (Suricata) or last (old Snort: `A+`).
-  for (char modifier : {spec.empty() ? '\0' : spec.front(), spec.empty() ? '\0' : spec.back()}) {
-    FlagsMatch match;
-    if (modifier == '+') {
-      match = FlagsMatch::kAllOf;
-    } else if (modifier == '*') {
-      match = FlagsMatch::kAnyOf;
-    } else if (modifier == '!') {
-      match = FlagsMatch::kNoneOf;
-    } else {
-      continue;
-    }
+  if (!spec.empty() && modifier(spec.front())) {
+    flags.match = *modifier(spec.front());
+    spec.remove_prefix(1);
+  }
+  if (!spec.empty() && modifier(spec.back())) {
     if (flags.match != FlagsMatch::kExact) {
-      return Fail(at, "flags has more than one modifier in " + Quote(spec));
+      return Fail(at, "flags has a modifier at both ends of " + Quote(parts[0].text));
     }
-    flags.match = match;
-    if (modifier == spec.front()) {
-      spec.remove_prefix(1);
-    } else {
-      spec.remove_suffix(1);
-    }
+    flags.match = *modifier(spec.back());
+    spec.remove_suffix(1);
   }
   if (spec == "0") {
     if (flags.match != FlagsMatch::kExact) {
@@ -1061,7 +1121,8 @@ bool OptionParser::OnFlags(const RawOption& option) {
     for (char c : spec) {
       if (c == '0') return Fail(at, "flags 0 (no flag set) cannot be combined with other flags");
       if (bit(c) == 0) {
-        return Fail(at, "unknown TCP flag '" + std::string(1, c) + "' (expected FSRPAUCE, 12 or 0)");
+        return Fail(at,
+                    "unknown TCP flag '" + std::string(1, c) + "' (expected FSRPAUCE, 12 or 0)");
       }
       flags.flags |= bit(c);
     }
@@ -1089,22 +1150,23 @@ bool OptionParser::OnFlowbits(const RawOption& option) {
     return true;
   }
   static constexpr std::pair<std::string_view, FlowbitsCommand> kCommands[] = {
-      {"set", FlowbitsCommand::kSet},       {"unset", FlowbitsCommand::kUnset},
-      {"toggle", FlowbitsCommand::kToggle}, {"isset", FlowbitsCommand::kIsSet},
+      {"set", FlowbitsCommand::kSet},           {"unset", FlowbitsCommand::kUnset},
+      {"toggle", FlowbitsCommand::kToggle},     {"isset", FlowbitsCommand::kIsSet},
       {"isnotset", FlowbitsCommand::kIsNotSet},
   };
   std::optional<FlowbitsCommand> parsed = Lookup(kCommands, command);
   if (!parsed) {
-    return Fail(option.value_offset,
-                command == "setx" || command == "reset"
-                    ? "flowbits " + Quote(parts[0].text) + " (Snort flowbit groups) is not supported"
-                    : "unknown flowbits command " + Quote(parts[0].text) +
-                          " (expected set, unset, toggle, isset, isnotset or noalert)");
+    return Fail(
+        option.value_offset,
+        command == "setx" || command == "reset"
+            ? "flowbits " + Quote(parts[0].text) + " (Snort flowbit groups) is not supported"
+            : "unknown flowbits command " + Quote(parts[0].text) +
+                  " (expected set, unset, toggle, isset, isnotset or noalert)");
   }
   if (parts.size() != 2) {
-    return Fail(option.value_offset,
-                parts.size() > 2 ? "flowbits groups (a third argument) are not supported"
-                                 : "flowbits " + Quote(parts[0].text) + " needs a name");
+    return Fail(option.value_offset, parts.size() > 2
+                                         ? "flowbits groups (a third argument) are not supported"
+                                         : "flowbits " + Quote(parts[0].text) + " needs a name");
   }
   Flowbits flowbits;
   flowbits.command = *parsed;
@@ -1119,8 +1181,8 @@ bool OptionParser::OnFlowbits(const RawOption& option) {
   flowbits.any_of = any;
   for (const Piece& name : SplitTopLevel(names, any ? '|' : '&')) {
     if (!IsIdentifier(name.text)) {
-      return Fail(at + name.offset, "flowbit name " + Quote(name.text) +
-                                        " must be letters, digits, '_', '.' or '-'");
+      return Fail(at + name.offset,
+                  "flowbit name " + Quote(name.text) + " must be letters, digits, '_', '.' or '-'");
     }
     flowbits.names.emplace_back(name.text);
   }
@@ -1148,20 +1210,24 @@ bool OptionParser::OnThreshold(const RawOption& option) {
     int64_t number = 0;
     if (key == "type") {
       static constexpr std::pair<std::string_view, ThresholdType> kTypes[] = {
-          {"threshold", ThresholdType::kThreshold}, {"limit", ThresholdType::kLimit},
-          {"both", ThresholdType::kBoth},           {"backoff", ThresholdType::kBackoff},
+          {"threshold", ThresholdType::kThreshold},
+          {"limit", ThresholdType::kLimit},
+          {"both", ThresholdType::kBoth},
+          {"backoff", ThresholdType::kBackoff},
       };
       std::optional<ThresholdType> type = Lookup(kTypes, value);
       if (!type) {
-        return Fail(at, "threshold type must be threshold, limit, both or backoff, got " +
-                            Quote(value));
+        return Fail(
+            at, "threshold type must be threshold, limit, both or backoff, got " + Quote(value));
       }
       threshold.type = *type;
     } else if (key == "track") {
       std::optional<Track> track = Lookup(kTracks, value);
       if (!track) {
-        return Fail(at, "threshold track must be by_src, by_dst, by_rule, by_both or by_flow, "
-                        "got " + Quote(value));
+        return Fail(at,
+                    "threshold track must be by_src, by_dst, by_rule, by_both or by_flow, "
+                    "got " +
+                        Quote(value));
       }
       threshold.track = *track;
     } else if (key == "count" || key == "seconds" || key == "multiplier") {
@@ -1213,8 +1279,10 @@ bool OptionParser::OnDetectionFilter(const RawOption& option) {
     if (key == "track") {
       std::optional<Track> track = Lookup(kTracks, value);
       if (!track) {
-        return Fail(at, "detection_filter track must be by_src, by_dst, by_rule, by_both or "
-                        "by_flow, got " + Quote(value));
+        return Fail(at,
+                    "detection_filter track must be by_src, by_dst, by_rule, by_both or "
+                    "by_flow, got " +
+                        Quote(value));
       }
       filter.track = *track;
     } else if (key == "count" || key == "seconds") {
@@ -1229,8 +1297,8 @@ bool OptionParser::OnDetectionFilter(const RawOption& option) {
       } else if (value == "dst_port") {
         filter.unique_on = UniqueOn::kDstPort;
       } else {
-        return Fail(at, "detection_filter unique_on must be src_port or dst_port, got " +
-                            Quote(value));
+        return Fail(at,
+                    "detection_filter unique_on must be src_port or dst_port, got " + Quote(value));
       }
     } else {
       return Fail(at, "unknown detection_filter parameter " + Quote(part.text));
@@ -1250,7 +1318,8 @@ bool OptionParser::OnAppLayerEvent(const RawOption& option) {
   std::string_view name = option.value;
   constexpr std::string_view kPrefix = "pop3.";
   std::optional<Pop3Event> event;
-  if (name.substr(0, kPrefix.size()) == kPrefix) event = Lookup(kPop3Events, name.substr(kPrefix.size()));
+  if (name.substr(0, kPrefix.size()) == kPrefix)
+    event = Lookup(kPop3Events, name.substr(kPrefix.size()));
   if (!event) {
     std::string known;
     for (const auto& [event_name, value] : kPop3Events) {
@@ -1272,12 +1341,14 @@ bool OptionParser::CheckContent(const ContentMatch& content, size_t offset) {
   bool relative = content.distance || content.within;
   auto length = static_cast<int64_t>(content.pattern.size());
   if (content.startswith && (absolute || relative)) {
-    return Fail(offset, what + ": startswith cannot be mixed with offset, depth, distance or "
-                               "within");
+    return Fail(offset, what +
+                            ": startswith cannot be mixed with offset, depth, distance or "
+                            "within");
   }
   if (absolute && relative) {
-    return Fail(offset, what + ": offset/depth (from the buffer start) cannot be mixed with "
-                               "distance/within (from the previous match)");
+    return Fail(offset, what +
+                            ": offset/depth (from the buffer start) cannot be mixed with "
+                            "distance/within (from the previous match)");
   }
   if (content.depth && *content.depth < length) {
     return Fail(offset, what + ": depth " + std::to_string(*content.depth) +
@@ -1298,8 +1369,9 @@ bool OptionParser::CheckContent(const ContentMatch& content, size_t offset) {
     return Fail(offset, what + ": fast_pattern cannot apply to decoded base64_data");
   }
   if (fp.only && (content.negated || absolute || relative)) {
-    return Fail(offset, what + ": fast_pattern:only cannot be negated or positioned "
-                               "(offset, depth, distance, within)");
+    return Fail(offset, what +
+                            ": fast_pattern:only cannot be negated or positioned "
+                            "(offset, depth, distance, within)");
   }
   if (content.negated && (absolute || relative)) {
     return Fail(offset, what + ": a negated, positioned content cannot be the fast_pattern");
@@ -1325,8 +1397,8 @@ bool OptionParser::CheckRelativeAnchors() {
     std::string keyword;
     if (const auto* content = std::get_if<ContentMatch>(&detection)) {
       if (content->distance || content->within) {
-        keyword = std::string(content->distance ? "distance" : "within") + " on " +
-                  Describe(*content);
+        keyword =
+            std::string(content->distance ? "distance" : "within") + " on " + Describe(*content);
       }
     } else if (const auto* pcre = std::get_if<PcreMatch>(&detection)) {
       if (pcre->modifiers.relative) keyword = "pcre /R";
@@ -1362,7 +1434,8 @@ bool OptionParser::CheckDirections() {
   for (size_t i = 0; i < rule_->detections.size(); ++i) {
     Buffer buffer = DetectionBuffer(rule_->detections[i]);
     if (BufferSide(buffer) != Side::kAny) {
-      sources.push_back({std::string(BufferName(buffer)), BufferSide(buffer), detection_offsets_[i]});
+      sources.push_back(
+          {std::string(BufferName(buffer)), BufferSide(buffer), detection_offsets_[i]});
     }
   }
   for (size_t i = 0; i < rule_->app_layer_events.size(); ++i) {
@@ -1397,14 +1470,11 @@ bool OptionParser::CheckDirections() {
 
 bool OptionParser::Finish(size_t rule_offset, SyntaxError* error) {
   error_ = error;
-  if (unused_sticky_) {
-    return Fail(unused_sticky_->offset, "sticky buffer " + Quote(unused_sticky_->keyword) +
-                                            " has no content, pcre or other payload keyword "
-                                            "after it");
-  }
+  if (!CheckStickyUsed()) return false;
   if (unread_base64_decode_) {
-    return Fail(*unread_base64_decode_, "base64_decode has no base64_data after it to read the "
-                                        "decoded bytes");
+    return Fail(*unread_base64_decode_,
+                "base64_decode has no base64_data after it to read the "
+                "decoded bytes");
   }
   if (rule_->sid == 0) return Fail(rule_offset, "rule has no sid");
 
@@ -1423,15 +1493,15 @@ bool OptionParser::Finish(size_t rule_offset, SyntaxError* error) {
   }
   if (!CheckRelativeAnchors() || !CheckDirections()) return false;
 
-  bool app_layer = !rule_->app_layer_events.empty() ||
-                   std::any_of(rule_->detections.begin(), rule_->detections.end(),
-                               [](const Detection& d) {
-                                 return DetectionBuffer(d) != Buffer::kPayload &&
-                                        DetectionBuffer(d) != Buffer::kBase64Data;
-                               });
+  bool app_layer =
+      !rule_->app_layer_events.empty() ||
+      std::any_of(rule_->detections.begin(), rule_->detections.end(), [](const Detection& d) {
+        return DetectionBuffer(d) != Buffer::kPayload && DetectionBuffer(d) != Buffer::kBase64Data;
+      });
   if (dsize_offset_ && app_layer) {
-    return Fail(*dsize_offset_, "dsize measures packets and cannot be combined with POP3 "
-                                "buffers or events (use bsize on the buffer)");
+    return Fail(*dsize_offset_,
+                "dsize measures packets and cannot be combined with POP3 "
+                "buffers or events (use bsize on the buffer)");
   }
   return true;
 }

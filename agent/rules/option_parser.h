@@ -66,6 +66,8 @@ class OptionParser {
   bool OnBase64Data(const RawOption& option);
   bool OnBsize(const RawOption& option);
   bool OnStickyBuffer(const RawOption& option);
+  bool SwitchBuffer(const RawOption& option, Buffer buffer);
+  bool CheckStickyUsed();
   bool OnPktData(const RawOption& option);
 
   // Non-payload.

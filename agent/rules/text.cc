@@ -5,7 +5,9 @@
 
 namespace popguard::rules::internal {
 
-bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f'; }
+bool IsSpace(char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
+}
 
 std::string ToLower(std::string_view text) {
   std::string out(text);
@@ -83,9 +85,8 @@ std::optional<int64_t> ParseSigned(std::string_view text, int64_t min, int64_t m
   uint64_t limit = negative ? static_cast<uint64_t>(-(min + 1)) + 1 : static_cast<uint64_t>(max);
   std::optional<uint64_t> magnitude = ParseUnsigned(text, limit);
   if (!magnitude) return std::nullopt;
-  int64_t value =
-      negative ? (*magnitude == 0 ? 0 : -static_cast<int64_t>(*magnitude - 1) - 1)
-               : static_cast<int64_t>(*magnitude);
+  int64_t value = negative ? (*magnitude == 0 ? 0 : -static_cast<int64_t>(*magnitude - 1) - 1)
+                           : static_cast<int64_t>(*magnitude);
   if (value < min || value > max) return std::nullopt;
   return value;
 }
