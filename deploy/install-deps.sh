@@ -11,6 +11,8 @@ PACKAGES=(
   clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev linux-libc-dev
   # C++ libraries
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev
+  # libFuzzer and sanitizer runtimes for clang
+  libclang-rt-14-dev
   # tests: namespaces, veth, qdiscs, offload settings
   iproute2 ethtool
 )
