@@ -531,6 +531,15 @@ static __always_inline int pg_tcp(void *ctx, const bool xdp, struct pg_scratch *
 	return drop;
 }
 
+static __always_inline void pg_set_key(struct pg_flow_key *k, const __u32 *client,
+				       const __u32 *server, __u16 client_port, __u16 server_port)
+{
+	__builtin_memcpy(k->client_addr, client, 16);
+	__builtin_memcpy(k->server_addr, server, 16);
+	k->client_port = client_port;
+	k->server_port = server_port;
+}
+
 static __always_inline int pg_is_pop3_port(__u16 port_be)
 {
 	__u32 port = bpf_ntohs(port_be);
@@ -657,21 +666,11 @@ static __always_inline int pg_inspect(void *ctx, const bool xdp, __u8 hook, void
 	s->info.now = 0;
 	s->info.key.family = p->family;
 	s->info.key.pad[0] = s->info.key.pad[1] = s->info.key.pad[2] = 0;
-	if (*kd) {
-		kind = *kd;
-		s->info.dir = PG_DIR_TO_SERVER;
-		__builtin_memcpy(s->info.key.client_addr, p->saddr, 16);
-		__builtin_memcpy(s->info.key.server_addr, p->daddr, 16);
-		s->info.key.client_port = p->sport;
-		s->info.key.server_port = p->dport;
-	} else {
-		kind = *ks;
-		s->info.dir = PG_DIR_TO_CLIENT;
-		__builtin_memcpy(s->info.key.client_addr, p->daddr, 16);
-		__builtin_memcpy(s->info.key.server_addr, p->saddr, 16);
-		s->info.key.client_port = p->dport;
-		s->info.key.server_port = p->sport;
-	}
+	/* The key is oriented client -> server whichever way the packet goes. */
+	kind = *kd ? *kd : *ks;
+	s->info.dir = *kd ? PG_DIR_TO_SERVER : PG_DIR_TO_CLIENT;
+	pg_set_key(&s->info.key, *kd ? p->saddr : p->daddr, *kd ? p->daddr : p->saddr,
+		   *kd ? p->sport : p->dport, *kd ? p->dport : p->sport);
 	pg_count(cls_base + (s->info.dir == PG_DIR_TO_SERVER ? PG_CLASS_TO_SERVER
 							      : PG_CLASS_TO_CLIENT),
 		 1);

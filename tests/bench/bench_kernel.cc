@@ -25,6 +25,7 @@
 
 #include "agent/prefilter/prefilter.h"
 #include "floor_bpf.skel.h"
+#include "flow_key.h"
 #include "packet_builder.h"
 #include "popguard_bench_bpf.skel.h"
 
@@ -32,6 +33,7 @@ namespace popguard::bench {
 namespace {
 
 using test::Flow;
+using test::KeyV4;
 using test::Packet;
 
 // The kernel reports a whole number of ns per repeat, averaged over the
@@ -155,13 +157,7 @@ void Measure(benchmark::State& state, int floor_fd, std::span<const uint8_t> fra
 }
 
 pg_flow_key KeyOf(uint16_t client_port) {
-  pg_flow_key key{};
-  inet_pton(AF_INET, kClientIp, &key.client_addr[0]);
-  inet_pton(AF_INET, kServerIp, &key.server_addr[0]);
-  key.client_port = htons(client_port);
-  key.server_port = htons(kPop3Port);
-  key.family = 4;
-  return key;
+  return KeyV4(kClientIp, client_port, kServerIp, kPop3Port);
 }
 
 // Mail text wrapped at 70 columns as a mail client sends it, exactly `size`

@@ -14,21 +14,12 @@
 #include <vector>
 
 #include "agent/prefilter/prefilter.h"
+#include "flow_key.h"
 #include "packet_builder.h"
 
 namespace popguard::test {
 
 inline constexpr uint64_t kNow = 1'000'000'000'000ull;  // fixed clock: 1000 s
-
-inline pg_flow_key KeyV4(const char* client, uint16_t cport, const char* server, uint16_t sport) {
-  pg_flow_key k{};
-  inet_pton(AF_INET, client, &k.client_addr[0]);
-  inet_pton(AF_INET, server, &k.server_addr[0]);
-  k.client_port = htons(cport);
-  k.server_port = htons(sport);
-  k.family = 4;
-  return k;
-}
 
 class KernelTest : public ::testing::Test {
  protected:
