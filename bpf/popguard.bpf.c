@@ -542,7 +542,7 @@ static __always_inline void pg_set_key(struct pg_flow_key *k, const __u32 *clien
 
 static __always_inline int pg_is_pop3_port(__u16 port_be)
 {
-	__u32 port = bpf_ntohs(port_be);
+	__u32 port = port_be;
 	__u8 *k = bpf_map_lookup_elem(&pg_ports, &port);
 
 	return !k || *k;
@@ -653,8 +653,8 @@ static __always_inline int pg_inspect(void *ctx, const bool xdp, __u8 hook, void
 		return pg_verdict_drop(cfg, PG_DROP_FRAGMENT);
 	}
 
-	sport = bpf_ntohs(p->sport);
-	dport = bpf_ntohs(p->dport);
+	sport = p->sport;
+	dport = p->dport;
 	kd = bpf_map_lookup_elem(&pg_ports, &dport);
 	ks = bpf_map_lookup_elem(&pg_ports, &sport);
 	if (!kd || !ks || (!*kd && !*ks)) {

@@ -214,7 +214,8 @@ struct pg_flow {
 	__u8 pad[3];
 };
 
-/* Value of the ports map (key: __u16 port in network byte order). */
+/* Value of the ports map; key: the port's two bytes as in the TCP header
+ * (network byte order) read as a native __u16, widened to __u32. */
 enum pg_port_kind {
 	PG_PORT_POP3 = 1,        /* plaintext POP3 with optional STLS */
 	PG_PORT_POP3_TLS = 2,    /* implicit TLS (POP3S) */

@@ -1,5 +1,6 @@
 #include "agent/prefilter/prefilter.h"
 
+#include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/if_link.h>
@@ -113,7 +114,8 @@ void Prefilter::Reset() {
   for (uint32_t port = 0; port < 65536; ++port) {
     uint8_t kind = port == 110 ? PG_PORT_POP3 : port == 995 ? PG_PORT_POP3_TLS : 0;
     uint8_t cur = 0;
-    if (bpf_map_lookup_elem(ports, &port, &cur) == 0 && cur == kind) continue;
+    uint32_t key = htons(static_cast<uint16_t>(port));
+    if (bpf_map_lookup_elem(ports, &key, &cur) == 0 && cur == kind) continue;
     SetPort(static_cast<uint16_t>(port), kind);
   }
   DrainEvents();
@@ -133,7 +135,8 @@ pg_config Prefilter::Config() const {
 }
 
 void Prefilter::SetPort(uint16_t port, uint8_t kind) {
-  uint32_t key = port;
+  // The kernel indexes by the port's bytes as they sit in the TCP header.
+  uint32_t key = htons(port);
   if (int err = bpf_map_update_elem(MapFd("pg_ports"), &key, &kind, BPF_ANY))
     Fail("writing pg_ports[" + std::to_string(port) + "]", err);
 }

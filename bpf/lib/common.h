@@ -101,8 +101,9 @@ struct {
 	__type(value, struct pg_config);
 } pg_config SEC(".maps");
 
-/* Indexed by port (host byte order) so the non-POP3 fast path is an
- * inlined array access rather than a hash lookup. */
+/* Indexed by port as it sits in the TCP header (network byte order read
+ * as a native u16): the non-POP3 fast path is an inlined array read with
+ * no byte swap. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 65536);
