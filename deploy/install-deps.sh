@@ -13,6 +13,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev
   # libFuzzer and sanitizer runtimes for clang
   libclang-rt-14-dev
+  # capture replay
+  libpcap-dev
   # tests: namespaces, veth, qdiscs, offload settings
   iproute2 ethtool
 )
