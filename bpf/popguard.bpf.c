@@ -16,12 +16,6 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-enum pg_mode_of_segment {
-	PG_SEG_FRAME,  /* POP3 framing */
-	PG_SEG_RAW,    /* escalated: raw up */
-	PG_SEG_TLS,    /* TLS record headers only */
-};
-
 static __always_inline long pg_load(void *ctx, const bool xdp, __u32 off, void *to, __u32 len)
 {
 	if (xdp)
@@ -378,7 +372,7 @@ static __always_inline int pg_tcp(void *ctx, const bool xdp, struct pg_scratch *
 {
 	struct pg_flow *flow;
 	struct pg_dir_state *d;
-	__u32 payload_len, res = 0, mode, end, from = 0;
+	__u32 payload_len, res = 0, end, from = 0;
 	__u8 raw_flags = 0, dir = s->info.dir;
 	int blocked, drop = 0;
 
@@ -500,7 +494,6 @@ static __always_inline int pg_tcp(void *ctx, const bool xdp, struct pg_scratch *
 		return 0;
 	}
 
-	mode = flow->phase == PG_PHASE_TLS ? PG_SEG_TLS : PG_SEG_FRAME;
 	if (flow->phase == PG_PHASE_STLS_WAIT && dir == PG_DIR_TO_SERVER) {
 		__u8 b[2] = {};
 
@@ -508,10 +501,9 @@ static __always_inline int pg_tcp(void *ctx, const bool xdp, struct pg_scratch *
 		    pg_is_tls_start(b)) {
 			flow->phase = PG_PHASE_TLS;
 			d->flags &= ~PG_DF_STLS_SENT;
-			mode = PG_SEG_TLS;
 		}
 	}
-	if (mode == PG_SEG_TLS) {
+	if (flow->phase == PG_PHASE_TLS) {
 		pg_tls(ctx, xdp, s, flow, p->payload_off, payload_len);
 		return 0;
 	}
@@ -614,8 +606,10 @@ static __always_inline int pg_inspect(void *ctx, const bool xdp, __u8 hook, void
 	s = pg_scr();
 	if (!cfg || !s)
 		return 0;
-	/* Parsed headers live in scratch: the BPF stack is 512 bytes for
-	 * the whole call chain. */
+	/* The full parse reads the headers the quick test read again: that
+	 * test must stay free of writes for the non-POP3 path to be cheap.
+	 * Parsed headers live in scratch: the BPF stack is 512 bytes for the
+	 * whole call chain. */
 	p = &s->parsed;
 	r = pg_parse(data, data_end, pkt_len, p);
 	if (r == PG_PARSE_SHORT && short_hdr) {

@@ -120,9 +120,8 @@ enum pg_anomaly {
 	PG_AN_BAD_STATUS = 13,         /* status line not +OK / -ERR / "+ " */
 	PG_AN_SERVER_LINE_LONG = 14,   /* server status line over its threshold */
 	PG_AN_OVERSIZE = 15,           /* payload past PG_MAX_SEGMENT was not inspected */
-	PG_AN_MIDSTREAM = 16,          /* data on a flow with no state */
-	PG_AN_GAP = 17,                /* sequence gap: the direction is escalated */
-	PG_AN__MAX = 18,
+	PG_AN_GAP = 16,                /* sequence gap: the direction is escalated */
+	PG_AN__MAX = 17,
 };
 
 /*

@@ -37,7 +37,6 @@ struct pg_frag_hdr {
 
 #define PG_TCP_FIN 0x01
 #define PG_TCP_SYN 0x02
-#define PG_TCP_RST 0x04
 #define PG_TCP_ACK 0x10
 
 /* Parses [data, data_end). `pkt_len` is the whole packet (linear + paged),
