@@ -409,11 +409,19 @@ static __always_inline int pg_tcp(void *ctx, const bool xdp, struct pg_scratch *
 		if (!flow)
 			return 0;
 		d = &flow->dir[dir & 1];
-		d->next_seq = p->seq + 1;
+		d->next_seq = p->seq + 1 + payload_len;
 		d->flags = PG_DF_HAVE_SEQ;
 		if ((p->tcp_flags & PG_TCP_ACK) && !(flow->dir[(dir ^ 1) & 1].flags & PG_DF_HAVE_SEQ)) {
 			flow->dir[(dir ^ 1) & 1].next_seq = p->ack;
 			flow->dir[(dir ^ 1) & 1].flags |= PG_DF_HAVE_SEQ;
+		}
+		if (payload_len) {
+			/* Data on a SYN (TCP Fast Open) is not framed: it goes up
+			 * raw, and the framing of what follows is unsure. */
+			s->info.seg_seq = p->seq + 1;
+			pg_escalate_dir(flow, dir);
+			pg_count(PG_CNT_RAW_SEGMENTS, 1);
+			pg_send_raw(ctx, xdp, s, flow, p->payload_off, payload_len, 0, PG_EV_RAW, 0);
 		}
 		return 0;
 	}
@@ -448,9 +456,7 @@ static __always_inline int pg_tcp(void *ctx, const bool xdp, struct pg_scratch *
 		raw_flags |= PG_EVF_NO_STATE;
 		d->next_seq = p->seq;
 		d->flags |= PG_DF_HAVE_SEQ;
-		pg_escalate(d);
-		if (dir == PG_DIR_TO_SERVER)
-			pg_escalate(&flow->dir[1]);
+		pg_escalate_dir(flow, dir);
 	}
 
 	end = p->seq + payload_len;
@@ -460,18 +466,14 @@ static __always_inline int pg_tcp(void *ctx, const bool xdp, struct pg_scratch *
 			raw_flags |= PG_EVF_OVERLAP;
 			/* Bytes past what was inspected were not framed. */
 			if (seq_after(end, d->next_seq)) {
-				pg_escalate(d);
-				if (dir == PG_DIR_TO_SERVER)
-					pg_escalate(&flow->dir[1]);
+				pg_escalate_dir(flow, dir);
 				d->next_seq = end;
 			}
 		} else {
 			pg_count(PG_CNT_GAP, 1);
 			raw_flags |= PG_EVF_GAP;
 			pg_emit_anomaly(PG_AN_GAP, 0);
-			pg_escalate(d);
-			if (dir == PG_DIR_TO_SERVER)
-				pg_escalate(&flow->dir[1]);
+			pg_escalate_dir(flow, dir);
 			d->next_seq = end;
 		}
 	} else {

@@ -37,6 +37,15 @@ static __always_inline void pg_escalate(struct pg_dir_state *d)
 	}
 }
 
+/* Escalates a direction. The client direction feeds the queue of
+ * responses the server direction frames by, so losing it loses both. */
+static __always_inline void pg_escalate_dir(struct pg_flow *flow, __u32 dir)
+{
+	pg_escalate(&flow->dir[dir & 1]);
+	if (dir == PG_DIR_TO_SERVER)
+		pg_escalate(&flow->dir[PG_DIR_TO_CLIENT]);
+}
+
 /* Appends up to n bytes at buf[pos] to the line head. */
 static __always_inline void pg_head_capture(struct pg_scratch *s, struct pg_dir_state *d,
 					    __u32 pos, __u32 n)
@@ -293,11 +302,9 @@ __noinline __u32 pg_client_window(struct pg_flow *flow)
 	s->info.pos = 0;
 	s->info.injected = 0;
 	bpf_loop(PG_MAX_LINES, pg_client_line_cb, &lc, 0);
-	if (s->info.pos < end) {
+	if (s->info.pos < end)
 		/* The bytes are already up as client data; only framing is lost. */
-		pg_escalate(&flow->dir[PG_DIR_TO_SERVER]);
-		pg_escalate(&flow->dir[PG_DIR_TO_CLIENT]);
-	}
+		pg_escalate_dir(flow, PG_DIR_TO_SERVER);
 	return s->info.res;
 }
 

@@ -499,6 +499,25 @@ TEST_F(ConversationTest, SequenceNumbersWrap) {
   EXPECT_TRUE(Events(PG_EV_RAW).empty());
 }
 
+// TCP Fast Open: data on the SYN cannot be skipped.
+TEST_F(KernelTest, DataOnSynGoesUpRawAndEscalates) {
+  Flow f("10.2.0.1", 41001, "10.2.0.2", 110);
+  const uint32_t syn_seq = f.ClientNextSeq();
+  Client(f.ToServer("USER fastopen\r\n", kSyn));
+  auto raw = Events(PG_EV_RAW);
+  ASSERT_EQ(raw.size(), 1u);
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(raw[0].data), raw[0].len), "USER fastopen\r\n");
+  EXPECT_EQ(raw[0].seq, syn_seq + 1);  // the SYN itself takes one sequence number
+  auto state = pf_->LookupFlow(KeyV4("10.2.0.1", 41001, "10.2.0.2", 110));
+  ASSERT_TRUE(state.has_value());
+  EXPECT_TRUE(state->dir[0].flags & PG_DF_ESCALATED);
+  EXPECT_TRUE(state->dir[1].flags & PG_DF_ESCALATED);
+  // The next client bytes are in order after the SYN's data, and go up.
+  Client(f.ToServer("PASS x\r\n"));
+  EXPECT_EQ(Events(PG_EV_RAW).size(), 2u);
+  EXPECT_EQ(Counter(PG_CNT_OVERLAP) + Counter(PG_CNT_GAP), 0u);
+}
+
 TEST_F(KernelTest, MidStreamFlowIsCountedAndEscalated) {
   Flow f("10.2.0.1", 41000, "10.2.0.2", 110);
   f.client_isn = 123456;
