@@ -18,6 +18,7 @@ jobs=$(nproc)
 # Namespaces, veths and pins that tests create are removed even when a
 # test fails or is killed.
 trap '"$root/tests/cleanup.sh"' EXIT
+trap 'exit 130' INT TERM
 "$root/tests/cleanup.sh"
 
 # build_and_test DIR LABELS TARGETS [cmake args...]; TARGETS "all" or a list.
