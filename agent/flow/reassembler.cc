@@ -53,6 +53,13 @@ void StreamReassembler::SkipTo(uint32_t seq) {
   if (off > next_off_) SkipBefore(off);
 }
 
+void StreamReassembler::Flush() {
+  if (!pending_.empty()) {
+    const auto& last = *pending_.rbegin();
+    SkipBefore(last.first + static_cast<int64_t>(last.second.size()));
+  }
+}
+
 bool StreamReassembler::CheckAgainstHistory(int64_t off, std::string_view bytes, OverlapRun& run) {
   int64_t history_begin = next_off_ - static_cast<int64_t>(history_.size());
   if (off < history_begin) {

@@ -100,6 +100,10 @@ class StreamReassembler {
   // ended). Does nothing for a seq not after next_seq(), or before start.
   void SkipTo(uint32_t seq);
 
+  // Gives up every hole, so all buffered bytes are delivered: the stream
+  // has ended and nothing more will come.
+  void Flush();
+
   bool started() const { return started_; }
   // The stream started at the first byte seen rather than at a Start, so
   // bytes before it may exist and the parser must expect to join mid-way.

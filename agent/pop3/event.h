@@ -98,6 +98,9 @@ struct Response {
   // first line and the "." line; bytes are on the wire, line ends included,
   // before unstuffing.
   bool multi_line = false;
+  // The body was skipped rather than read (Session::SkipServerBytes): the
+  // kernel kept it, so body_lines and the listing fields are unknown.
+  bool body_elided = false;
   uint64_t body_lines = 0;
   uint64_t body_bytes = 0;
   // +OK to STAT, or to LIST with an argument.
@@ -131,7 +134,8 @@ struct Anomaly {
 
 enum class EventKind : uint8_t {
   kCommand,     // payload Command
-  kResponse,    // payload Response
+  kResponse,    // payload Response; for a multi-line one, at its "." line
+  kResponseStart,  // payload Response: a multi-line response's first line, when it arrives
   kSaslClient,  // payload SaslMessage
   kSaslServer,  // payload SaslMessage
   kAnomaly,     // payload Anomaly

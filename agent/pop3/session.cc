@@ -206,6 +206,23 @@ void Session::OnServerData(std::string_view bytes) {
   Consume(Direction::kToClient, bytes);
 }
 
+void Session::SkipClientBytes(uint64_t bytes) {
+  client_.offset += bytes;
+  client_.line.active = false;
+}
+
+void Session::SkipServerBytes(uint64_t bytes, bool body_ended) {
+  server_.offset += bytes;
+  server_.line.active = false;
+  if (!body_) return;
+  body_->body_bytes += bytes;
+  body_->body_elided = true;
+  if (!body_ended) return;
+  body_->state = state_;
+  Emit(EventKind::kResponse, Direction::kToClient, body_offset_, std::move(*body_));
+  body_.reset();
+}
+
 void Session::Consume(Direction direction, std::string_view bytes) {
   Stream& stream = direction == Direction::kToServer ? client_ : server_;
   while (!bytes.empty()) {
@@ -463,6 +480,8 @@ void Session::HandleServerLine(const CompleteLine& line) {
 
   if (answered.kind == ResponseKind::kMulti && ok) {
     response.multi_line = true;
+    response.state = state_;
+    Emit(EventKind::kResponseStart, Direction::kToClient, line.start, response);
     body_ = std::move(response);
     body_offset_ = line.start;
     body_verb_ = answered.verb;

@@ -16,8 +16,13 @@
 // Events go to the sink synchronously, in stream order. Anomalies are emitted
 // when detected: length anomalies when the limit is crossed (before the event
 // of their line), the others after the event of their line; for a multi-line
-// response the kResponse event comes at its "." line, after any anomaly of
-// its first line. The same bytes in any chunking give the same events.
+// response a kResponseStart event comes at its first line and the kResponse
+// event at its "." line, after any anomaly of its first line. The same bytes
+// in any chunking give the same events.
+//
+// Bytes the caller could not or need not read are skipped with
+// Skip{Client,Server}Bytes: the kernel prefilter keeps message bodies, and
+// reassembly gives up holes it cannot fill.
 #pragma once
 
 #include <cstddef>
@@ -63,6 +68,17 @@ class Session {
 
   void OnClientData(std::string_view bytes);
   void OnServerData(std::string_view bytes);
+
+  // `bytes` of the stream will never be seen. A partial line is dropped
+  // (the next byte starts a line). On the server side inside a body,
+  // `body_ended` says the skipped bytes include the body's terminator, as
+  // when the kernel kept the body: the kResponse event is emitted then,
+  // with body_elided set.
+  void SkipClientBytes(uint64_t bytes);
+  void SkipServerBytes(uint64_t bytes, bool body_ended);
+
+  // Inside a multi-line response body.
+  bool in_body() const { return body_.has_value(); }
 
   SessionState state() const { return state_; }
   // STLS was answered +OK.

@@ -77,6 +77,7 @@ TEST(SessionTest, DovecotLikeSession) {
   EXPECT_EQ(Describe(events), (std::vector<std::string>{
                                   "R +OK greeting",
                                   "C CAPA",
+                                  "RS +OK CAPA",
                                   "R +OK CAPA 9/87",
                                   "C USER alice@example.com",
                                   "R +OK USER",
@@ -85,12 +86,16 @@ TEST(SessionTest, DovecotLikeSession) {
                                   "C STAT",
                                   "R +OK STAT",
                                   "C LIST",
+                                  "RS +OK LIST",
                                   "R +OK LIST 2/14",
                                   "C UIDL",
+                                  "RS +OK UIDL",
                                   "R +OK UIDL 2/40",
                                   "C RETR 1",
+                                  "RS +OK RETR",
                                   "R +OK RETR 5/" + std::to_string(kRetrBody.size()),
                                   "C TOP 2 0",
+                                  "RS +OK TOP",
                                   "R +OK TOP 2/27",
                                   "C DELE 1",
                                   "R +OK DELE",
@@ -133,8 +138,14 @@ TEST(SessionTest, OffsetsPointAtTheFirstByteOfEachLine) {
                          {Direction::kToClient, greeting},
                          {Direction::kToClient, greeting + 5},
                          {Direction::kToServer, 16},
+                         // The LIST response's first line: its kResponseStart,
+                         // then its kResponse at the "." line, which still
+                         // points at the first line.
+                         {Direction::kToClient, greeting + 10},
                          {Direction::kToClient, greeting + 10},
                      }));
+  EXPECT_EQ(events[6].kind, EventKind::kResponseStart);
+  EXPECT_EQ(events[7].kind, EventKind::kResponse);
 }
 
 TEST(SessionTest, PipelinedCommandsAndResponsesInOneChunkEach) {
@@ -144,25 +155,13 @@ TEST(SessionTest, PipelinedCommandsAndResponsesInOneChunkEach) {
       Server("+OK\r\n+OK in\r\n+OK 1 5\r\n+OK 1 5\r\n+OK\r\n1 uid-1\r\n.\r\n"
              "+OK\r\nHello\r\n.\r\n+OK\r\n+OK bye\r\n"),
   });
-  EXPECT_EQ(Describe(events), (std::vector<std::string>{
-                                  "R +OK greeting",
-                                  "C USER a",
-                                  "C PASS b",
-                                  "C STAT",
-                                  "C LIST 1",
-                                  "C UIDL",
-                                  "C RETR 1",
-                                  "C NOOP",
-                                  "C QUIT",
-                                  "R +OK USER",
-                                  "R +OK PASS",
-                                  "R +OK STAT",
-                                  "R +OK LIST",
-                                  "R +OK UIDL 1/9",
-                                  "R +OK RETR 1/7",
-                                  "R +OK NOOP",
-                                  "R +OK QUIT",
-                              }));
+  EXPECT_EQ(Describe(events),
+            (std::vector<std::string>{
+                "R +OK greeting", "C USER a",       "C PASS b",   "C STAT",      "C LIST 1",
+                "C UIDL",         "C RETR 1",       "C NOOP",     "C QUIT",      "R +OK USER",
+                "R +OK PASS",     "R +OK STAT",     "R +OK LIST", "RS +OK UIDL", "R +OK UIDL 1/9",
+                "RS +OK RETR",    "R +OK RETR 1/7", "R +OK NOOP", "R +OK QUIT",
+            }));
   EXPECT_EQ(Answer(events, "LIST").scan, (ScanListing{1, 5}));
   EXPECT_EQ(Answer(events, "QUIT").state, SessionState::kUpdate);
 }
@@ -173,9 +172,9 @@ TEST(SessionTest, ErrIsAlwaysOneLine) {
       Client("RETR 9\r\nLIST\r\nCAPA\r\n"),
       Server("-ERR no such message\r\n-ERR not logged in\r\n+OK\r\nUSER\r\n.\r\n"),
   });
-  EXPECT_EQ(Describe(events),
-            (std::vector<std::string>{"R +OK greeting", "C RETR 9", "C LIST", "C CAPA",
-                                      "R -ERR RETR", "R -ERR LIST", "R +OK CAPA 1/6"}));
+  EXPECT_EQ(Describe(events), (std::vector<std::string>{"R +OK greeting", "C RETR 9", "C LIST",
+                                                        "C CAPA", "R -ERR RETR", "R -ERR LIST",
+                                                        "RS +OK CAPA", "R +OK CAPA 1/6"}));
   EXPECT_EQ(Answer(events, "RETR").text, "no such message");
 }
 
@@ -367,8 +366,11 @@ TEST(AnomalyTest, UnterminatedLineInsideABody) {
       Server("+OK\r\nshort\r\n" + std::string(5000, 'b') + "\r\n.\r\n"),
   });
   EXPECT_EQ(Describe(events),
-            (std::vector<std::string>{"R +OK greeting", "C RETR 1", "A unterminated_line",
-                                      "R +OK RETR 2/5009"}));
+            (std::vector<std::string>{"R +OK greeting", "C RETR 1", "RS +OK RETR",
+                                      "A unterminated_line", "R +OK RETR 2/5009"}));
+  // The anomaly is the long body line's, after the first line's start event.
+  EXPECT_EQ(events[2].offset, std::string(kGreeting).size());
+  EXPECT_EQ(events[3].offset, std::string(kGreeting).size() + 5 + 7);
 }
 
 TEST(AnomalyTest, SaslDecodeFailure) {
@@ -404,10 +406,14 @@ TEST(AnomalyTest, LfWithoutCr) {
       Client("RETR 1\r\n"),
       Server("+OK\r\nbare\nbare again\nok\r\n.\n"),
   });
-  EXPECT_EQ(
-      Describe(events),
-      (std::vector<std::string>{"R +OK greeting", "A lf_without_cr", "C USER a", "A lf_without_cr",
-                                "R +OK USER", "C RETR 1", "A lf_without_cr", "R +OK RETR 3/20"}));
+  EXPECT_EQ(Describe(events),
+            (std::vector<std::string>{"R +OK greeting", "A lf_without_cr", "C USER a",
+                                      "A lf_without_cr", "R +OK USER", "C RETR 1", "RS +OK RETR",
+                                      "A lf_without_cr", "R +OK RETR 3/20"}));
+  // Reported once per body, at its first bare-LF line ("bare"), which comes
+  // after the first line "+OK\r\n".
+  EXPECT_EQ(events[6].offset, 7u + 5u);
+  EXPECT_EQ(events[7].offset, 7u + 5u + 5u);
 }
 
 // --- SASL ----------------------------------------------------------------------
@@ -516,8 +522,9 @@ TEST(SaslTest, BareAuthListsMechanisms) {
   });
   EXPECT_EQ(Describe(events),
             (std::vector<std::string>{"R +OK greeting", "C AUTH", "A incorrect_argument_count",
-                                      "R +OK AUTH 2/14", "C USER a"}));
+                                      "RS +OK AUTH", "R +OK AUTH 2/14", "C USER a"}));
   EXPECT_EQ(ResponseOf(events[3]).state, SessionState::kAuthorization);
+  EXPECT_EQ(ResponseOf(events[4]).state, SessionState::kAuthorization);
 }
 
 // The exchange of Suricata's pop3-auth-01 test: an empty "+ " challenge
@@ -536,12 +543,12 @@ TEST(SaslTest, EmptyChallengeThenBase64Line) {
       Server("+OK 1 308661\r\n+OK 1 messages (308661 bytes)\r\n1 308661\r\n.\r\n"
              "+OK\r\n1 GmailId123456789\r\n.\r\n+OK\r\n"),
   });
-  EXPECT_EQ(
-      Describe(events),
-      (std::vector<std::string>{"R +OK greeting", "C CAPA", "R +OK CAPA 2/38", "C AUTH XOAUTH2",
-                                "R + AUTH", "SS ok ", "SC ok user=joe\1auth=Bearer AAAA\1\1",
-                                "R +OK AUTH", "C STAT", "C LIST", "C UIDL", "C QUIT", "R +OK STAT",
-                                "R +OK LIST 1/10", "R +OK UIDL 1/20", "R +OK QUIT"}));
+  EXPECT_EQ(Describe(events),
+            (std::vector<std::string>{
+                "R +OK greeting", "C CAPA", "RS +OK CAPA", "R +OK CAPA 2/38", "C AUTH XOAUTH2",
+                "R + AUTH", "SS ok ", "SC ok user=joe\1auth=Bearer AAAA\1\1", "R +OK AUTH",
+                "C STAT", "C LIST", "C UIDL", "C QUIT", "R +OK STAT", "RS +OK LIST",
+                "R +OK LIST 1/10", "RS +OK UIDL", "R +OK UIDL 1/20", "R +OK QUIT"}));
   EXPECT_EQ(Answer(events, "STAT").scan, (ScanListing{1, 308661}));
   EXPECT_EQ(Answer(events, "LIST").listing_max, (ScanListing{1, 308661}));
   EXPECT_EQ(Answer(events, "QUIT").state, SessionState::kUpdate);
@@ -604,6 +611,284 @@ TEST(SaslTest, DigestMd5ObfuscatedForStrictDecodersStillYieldsLibcurlsRealm) {
   EXPECT_EQ(*sasl.realm, std::string(kLibcurl728RealmMax, 'R'));
 }
 
+// --- Multi-line responses: kResponseStart ---------------------------------------
+
+// What a kResponseStart carries: its kResponse's payload before any body
+// line was counted.
+Response FirstLineOnly(Response response) {
+  response.body_lines = 0;
+  response.body_bytes = 0;
+  response.listing_max.reset();
+  response.listing_malformed = 0;
+  return response;
+}
+
+TEST(ResponseStartTest, OneForEachMultiLineOkAtItsFirstLine) {
+  const std::string login_answers = "+OK\r\nUSER\r\n.\r\n+OK\r\nPLAIN\r\n.\r\n+OK\r\n+OK in\r\n";
+  const std::string before_retr =
+      "+OK 1 5\r\n+OK 1 message\r\n1 5\r\n.\r\n+OK 1 5\r\n+OK\r\n1 u1\r\n.\r\n+OK 1 u1\r\n";
+  const std::vector<Event> events = RunScript({
+      Server(kGreeting),
+      Client("CAPA\r\nAUTH\r\nUSER a\r\nPASS b\r\n"),
+      Server(login_answers),
+      Client("STAT\r\nLIST\r\nLIST 1\r\nUIDL\r\nUIDL 1\r\nRETR 1\r\nTOP 1 0\r\nNOOP\r\n"),
+      Server(before_retr + "+OK 5 octets\r\nHi\r\n.\r\n+OK\r\nS: x\r\n\r\n.\r\n+OK\r\n"),
+  });
+  EXPECT_EQ(Describe(events),
+            (std::vector<std::string>{
+                "R +OK greeting", "C CAPA",         "C AUTH",         "A incorrect_argument_count",
+                "C USER a",       "C PASS b",       "RS +OK CAPA",    "R +OK CAPA 1/6",
+                "RS +OK AUTH",    "R +OK AUTH 1/7", "R +OK USER",     "R +OK PASS",
+                "C STAT",         "C LIST",         "C LIST 1",       "C UIDL",
+                "C UIDL 1",       "C RETR 1",       "C TOP 1 0",      "C NOOP",
+                "R +OK STAT",     "RS +OK LIST",    "R +OK LIST 1/5", "R +OK LIST",
+                "RS +OK UIDL",    "R +OK UIDL 1/6", "R +OK UIDL",     "RS +OK RETR",
+                "R +OK RETR 1/4", "RS +OK TOP",     "R +OK TOP 2/8",  "R +OK NOOP"}));
+
+  // Each start event carries the first line's fields and points where its
+  // kResponse points: the first line. The next response event is that
+  // kResponse (nothing else on the server side comes between).
+  size_t starts = 0;
+  for (size_t i = 0; i < events.size(); ++i) {
+    if (events[i].kind != EventKind::kResponseStart) continue;
+    ++starts;
+    const Response& start = ResponseOf(events[i]);
+    SCOPED_TRACE(start.answers);
+    EXPECT_EQ(events[i].direction, Direction::kToClient);
+    EXPECT_TRUE(start.multi_line);
+    EXPECT_FALSE(start.body_elided);
+    EXPECT_EQ(start.body_lines, 0u);
+    EXPECT_EQ(start.body_bytes, 0u);
+    EXPECT_EQ(start.listing_max, std::nullopt);
+    EXPECT_EQ(start.status, ResponseStatus::kOk);
+    ASSERT_LT(i + 1, events.size());
+    ASSERT_EQ(events[i + 1].kind, EventKind::kResponse);
+    EXPECT_EQ(events[i + 1].offset, events[i].offset);
+    EXPECT_EQ(start, FirstLineOnly(ResponseOf(events[i + 1])));
+  }
+  EXPECT_EQ(starts, 6u);
+
+  const std::vector<Event> started = OfKind(events, EventKind::kResponseStart);
+  ASSERT_EQ(started.size(), 6u);
+  EXPECT_EQ(ResponseOf(started[0]).state, SessionState::kAuthorization) << "CAPA";
+  EXPECT_EQ(ResponseOf(started[2]).state, SessionState::kTransaction) << "LIST";
+  EXPECT_EQ(ResponseOf(started[2]).text, "1 message");
+  EXPECT_EQ(ResponseOf(started[4]).text, "5 octets");
+  EXPECT_EQ(ResponseOf(started[4]).line, "+OK 5 octets");
+  EXPECT_EQ(ResponseOf(started[4]).line_length, 14u);
+  const size_t greeting = std::string(kGreeting).size();
+  EXPECT_EQ(started[0].offset, greeting);
+  EXPECT_EQ(started[1].offset, greeting + 14) << "after the CAPA answer";
+  EXPECT_EQ(started[4].offset, greeting + login_answers.size() + before_retr.size());
+}
+
+TEST(ResponseStartTest, NoneForErrSingleLineSaslOrTlsAnswers) {
+  const std::vector<Event> events = RunScript({
+      Server(kGreeting),
+      Client("CAPA\r\nAUTH\r\nLIST\r\nUIDL\r\nRETR 1\r\nTOP 1 0\r\n"),
+      Server("-ERR\r\n-ERR\r\n-ERR\r\n-ERR\r\n-ERR no such message\r\n-ERR\r\n"),
+      Client("LIST 1\r\nUIDL 1\r\nSTAT\r\nAUTH LOGIN\r\n"),
+      Server("+OK 1 5\r\n+OK 1 u1\r\n+OK 1 5\r\n+ VXNlcm5hbWU6\r\n"),
+      Client("YWxpY2U=\r\n"),
+      Server("+OK\r\n+OK unsolicited\r\n"),
+      Client("STLS\r\n"),
+      Server("+OK Begin TLS\r\n"),
+  });
+  EXPECT_TRUE(OfKind(events, EventKind::kResponseStart).empty())
+      << testing::PrintToString(Describe(events));
+  for (const Event& response : OfKind(events, EventKind::kResponse)) {
+    EXPECT_FALSE(ResponseOf(response).multi_line) << Describe(response);
+  }
+  EXPECT_EQ(OfKind(events, EventKind::kResponse).size(), 14u);
+  EXPECT_EQ(OfKind(events, EventKind::kTlsStarted).size(), 1u);
+}
+
+TEST(ResponseStartTest, ComesWhenTheFirstLineEndsBeforeTheBody) {
+  std::vector<Event> events;
+  Session session([&events](const Event& event) { events.push_back(event); });
+  session.OnServerData(kGreeting);
+  session.OnClientData("RETR 1\r\n");
+  session.OnServerData("+OK 120 octets\r");
+  EXPECT_EQ(events.size(), 2u) << "the line has not ended";
+  EXPECT_FALSE(session.in_body());
+  session.OnServerData("\nFrom: a\r\n");
+  EXPECT_EQ(Describe(events),
+            (std::vector<std::string>{"R +OK greeting", "C RETR 1", "RS +OK RETR"}));
+  EXPECT_TRUE(session.in_body());
+  EXPECT_EQ(ResponseOf(events.back()).text, "120 octets");
+  session.OnServerData("\r\n.");
+  EXPECT_EQ(events.size(), 3u);
+  session.OnServerData("\r\n");
+  EXPECT_FALSE(session.in_body());
+  EXPECT_EQ(Describe(events), (std::vector<std::string>{"R +OK greeting", "C RETR 1", "RS +OK RETR",
+                                                        "R +OK RETR 2/11"}));
+}
+
+TEST(ResponseStartTest, AfterTheFirstLinesLengthAnomaliesBeforeItsOtherAnomalies) {
+  // Length anomalies come when the limit is crossed, before the event of
+  // their line; the others after it (session.h), as for single-line
+  // responses. The body's anomalies come after the start event.
+  const std::string long_first = "+OK " + std::string(600, 'x') + "\r\n";
+  const std::vector<std::vector<Step>> scripts = {
+      {Server(kGreeting), Client("RETR 1\r\n"), Server(long_first + "body\r\n.\r\n")},
+      {Server(kGreeting), Client("RETR 1\r\n"), Server("+OK\nbody\n.\r\n")},
+  };
+  const std::vector<std::vector<std::string>> expected = {
+      {"R +OK greeting", "C RETR 1", "A response_too_long", "RS +OK RETR", "R +OK RETR 1/6"},
+      {"R +OK greeting", "C RETR 1", "RS +OK RETR", "A lf_without_cr", "A lf_without_cr",
+       "R +OK RETR 1/5"},
+  };
+  for (size_t i = 0; i < scripts.size(); ++i) {
+    const std::vector<Event> events = RunScript(scripts[i]);
+    EXPECT_EQ(Describe(events), expected[i]);
+    EXPECT_TRUE(events == RunScript(scripts[i], {}, /*bytewise=*/true));
+  }
+  const std::vector<Event> lf = RunScript(scripts[1]);
+  const size_t greeting = std::string(kGreeting).size();
+  EXPECT_EQ(lf[3].offset, greeting) << "the first line's";
+  EXPECT_EQ(lf[4].offset, greeting + 4) << "the body line's";
+}
+
+// --- Skipped bytes --------------------------------------------------------------
+
+// A session fed by hand, with the events it emitted.
+struct Recorder {
+  std::vector<Event> events;
+  Session session{[this](const Event& event) { events.push_back(event); }};
+};
+
+TEST(SkipServerBytesTest, BodyEndedEmitsTheResponseAtOnce) {
+  const size_t greeting = std::string(kGreeting).size();
+  Recorder r;
+  r.session.OnServerData(kGreeting);
+  r.session.OnClientData("RETR 1\r\nLIST 1\r\n");
+  r.session.OnServerData("+OK 120 octets\r\n");
+  ASSERT_TRUE(r.session.in_body());
+  // The kernel kept the body, "." line included.
+  r.session.SkipServerBytes(125, /*body_ended=*/true);
+  EXPECT_FALSE(r.session.in_body());
+  ASSERT_EQ(Describe(r.events), (std::vector<std::string>{"R +OK greeting", "C RETR 1", "C LIST 1",
+                                                          "RS +OK RETR", "R +OK RETR 0/125"}));
+  EXPECT_FALSE(ResponseOf(r.events[3]).body_elided);
+  const Response& retr = ResponseOf(r.events[4]);
+  EXPECT_TRUE(retr.multi_line);
+  EXPECT_TRUE(retr.body_elided);
+  EXPECT_EQ(retr.body_bytes, 125u);
+  EXPECT_EQ(retr.text, "120 octets");
+  EXPECT_EQ(r.events[4].offset, greeting);
+
+  // The next server byte starts the status line answering LIST 1.
+  r.session.OnServerData("+OK 1 120\r\n");
+  ASSERT_EQ(r.events.size(), 6u);
+  EXPECT_EQ(Describe(r.events[5]), "R +OK LIST");
+  EXPECT_EQ(r.events[5].offset, greeting + 16 + 125);
+  EXPECT_EQ(ResponseOf(r.events[5]).scan, (ScanListing{1, 120}));
+  EXPECT_FALSE(ResponseOf(r.events[5]).multi_line);
+  EXPECT_EQ(r.session.pending_commands(), 0u);
+  EXPECT_TRUE(Anomalies(r.events).empty());
+}
+
+TEST(SkipServerBytesTest, BodyEndedAfterSomeLinesWereRead) {
+  Recorder r;
+  r.session.OnServerData(kGreeting);
+  r.session.OnClientData("TOP 1 10\r\nNOOP\r\n");
+  r.session.OnServerData("+OK\r\nFrom: a\r\n");
+  r.session.SkipServerBytes(40, /*body_ended=*/true);
+  r.session.OnServerData("+OK\r\n");
+  EXPECT_EQ(Describe(r.events),
+            (std::vector<std::string>{"R +OK greeting", "C TOP 1 10", "C NOOP", "RS +OK TOP",
+                                      "R +OK TOP 1/49", "R +OK NOOP"}));
+  EXPECT_TRUE(ResponseOf(r.events[4]).body_elided);
+  EXPECT_EQ(r.events[5].offset, std::string(kGreeting).size() + 5 + 9 + 40);
+}
+
+TEST(SkipServerBytesTest, HoleInsideABodyKeepsTheBodyOpen) {
+  const size_t greeting = std::string(kGreeting).size();
+  Recorder r;
+  r.session.OnServerData(kGreeting);
+  r.session.OnClientData("RETR 1\r\nNOOP\r\n");
+  r.session.OnServerData("+OK\r\nline one\r\n");
+  r.session.SkipServerBytes(100, /*body_ended=*/false);
+  EXPECT_TRUE(r.session.in_body());
+  EXPECT_EQ(Describe(r.events.back()), "RS +OK RETR");
+  // Still body: a status-like line is a body line, and "." ends the body.
+  r.session.OnServerData("+OK still body\r\n");
+  EXPECT_TRUE(r.session.in_body());
+  EXPECT_EQ(r.events.size(), 4u);
+  r.session.OnServerData(".\r\n+OK\r\n");
+  EXPECT_FALSE(r.session.in_body());
+  ASSERT_EQ(Describe(r.events),
+            (std::vector<std::string>{"R +OK greeting", "C RETR 1", "C NOOP", "RS +OK RETR",
+                                      "R +OK RETR 2/126", "R +OK NOOP"}));
+  const Response& retr = ResponseOf(r.events[4]);
+  EXPECT_TRUE(retr.body_elided);
+  EXPECT_EQ(retr.body_bytes, 10u + 100u + 16u);
+  EXPECT_EQ(r.events[4].offset, greeting);
+  EXPECT_EQ(r.events[5].offset, greeting + 5 + 10 + 100 + 16 + 3);
+  EXPECT_TRUE(Anomalies(r.events).empty());
+}
+
+TEST(SkipServerBytesTest, HoleInsideABodyDropsThePartialLine) {
+  Recorder r;
+  r.session.OnServerData(kGreeting);
+  r.session.OnClientData("RETR 1\r\n");
+  r.session.OnServerData("+OK\r\n.");
+  r.session.SkipServerBytes(10, /*body_ended=*/false);
+  // The "." before the hole is gone: this is an empty line, not the end.
+  r.session.OnServerData("\r\n");
+  EXPECT_TRUE(r.session.in_body());
+  EXPECT_EQ(OfKind(r.events, EventKind::kResponse).size(), 1u) << "the greeting only";
+  r.session.OnServerData(".\r\n");
+  EXPECT_FALSE(r.session.in_body());
+  EXPECT_EQ(Describe(r.events.back()).substr(0, 11), "R +OK RETR ");
+}
+
+TEST(SkipServerBytesTest, OutsideABodyDropsThePartialLine) {
+  const size_t greeting = std::string(kGreeting).size();
+  Recorder r;
+  r.session.OnServerData(kGreeting);
+  r.session.OnClientData("USER a\r\nNOOP\r\n");
+  r.session.OnServerData("-ERR x");
+  r.session.SkipServerBytes(10, /*body_ended=*/false);
+  r.session.OnServerData("+OK\r\n");
+  ASSERT_EQ(Describe(r.events),
+            (std::vector<std::string>{"R +OK greeting", "C USER a", "C NOOP", "R +OK USER"}));
+  EXPECT_EQ(ResponseOf(r.events[3]).line, "+OK");
+  EXPECT_EQ(ResponseOf(r.events[3]).status, ResponseStatus::kOk);
+  EXPECT_EQ(r.events[3].offset, greeting + 6 + 10);
+  // body_ended means nothing outside a body.
+  r.session.SkipServerBytes(7, /*body_ended=*/true);
+  EXPECT_EQ(r.events.size(), 4u);
+  EXPECT_FALSE(r.session.in_body());
+  r.session.OnServerData("+OK\r\n");
+  ASSERT_EQ(r.events.size(), 5u);
+  EXPECT_EQ(Describe(r.events[4]), "R +OK NOOP");
+  EXPECT_EQ(r.events[4].offset, greeting + 6 + 10 + 5 + 7);
+  EXPECT_TRUE(Anomalies(r.events).empty());
+}
+
+TEST(SkipClientBytesTest, DropsThePartialCommandLine) {
+  Recorder r;
+  r.session.OnClientData("USER a\r\nPASS sec");
+  r.session.SkipClientBytes(20);
+  r.session.OnClientData("STAT\r\n");
+  ASSERT_EQ(Describe(r.events), (std::vector<std::string>{"C USER a", "C STAT"}));
+  EXPECT_EQ(r.events[1].offset, 8u + 8u + 20u);
+  EXPECT_EQ(CommandOf(r.events[1]).line, "STAT");
+  EXPECT_EQ(r.session.pending_commands(), 2u) << "PASS was never queued";
+  // Between lines only the offsets move.
+  r.session.SkipClientBytes(4);
+  r.session.OnClientData("NOOP\r\n");
+  ASSERT_EQ(r.events.size(), 3u);
+  EXPECT_EQ(Describe(r.events[2]), "C NOOP");
+  EXPECT_EQ(r.events[2].offset, 8u + 8u + 20u + 6u + 4u);
+  r.session.OnServerData(std::string(kGreeting) + "+OK\r\n+OK 0 0\r\n+OK\r\n");
+  EXPECT_EQ(Describe(r.events),
+            (std::vector<std::string>{"C USER a", "C STAT", "C NOOP", "R +OK greeting",
+                                      "R +OK USER", "R +OK STAT", "R +OK NOOP"}));
+  EXPECT_TRUE(Anomalies(r.events).empty());
+}
+
 // --- STLS ------------------------------------------------------------------------
 
 TEST(StlsTest, AcceptedStopsParsing) {
@@ -655,9 +940,9 @@ TEST(StlsTest, CommandInjectedAndRefused) {
       Server("-ERR\r\n+OK\r\nSTLS\r\n.\r\n"),
       Client("NOOP\r\n"),
   });
-  EXPECT_EQ(Describe(events),
-            (std::vector<std::string>{"R +OK greeting", "C STLS", "A stls_command_injection",
-                                      "C CAPA", "R -ERR STLS", "R +OK CAPA 1/6", "C NOOP"}));
+  EXPECT_EQ(Describe(events), (std::vector<std::string>{
+                                  "R +OK greeting", "C STLS", "A stls_command_injection", "C CAPA",
+                                  "R -ERR STLS", "RS +OK CAPA", "R +OK CAPA 1/6", "C NOOP"}));
 }
 
 TEST(StlsTest, ResponseInjectedAfterTheOk) {

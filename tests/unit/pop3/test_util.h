@@ -62,8 +62,8 @@ inline std::vector<Event> RunScript(const std::vector<Step>& script, SessionOpti
   return events;
 }
 
-// "C USER a", "R +OK RETR 5/120", "SC ok <decoded>", "SS ok <decoded>",
-// "A name", "TLS".
+// "C USER a", "RS +OK RETR", "R +OK RETR 5/120", "SC ok <decoded>",
+// "SS ok <decoded>", "A name", "TLS".
 inline std::string Describe(const Event& event) {
   switch (event.kind) {
     case EventKind::kCommand: {
@@ -81,6 +81,10 @@ inline std::string Describe(const Event& event) {
             " " + std::to_string(response.body_lines) + "/" + std::to_string(response.body_bytes);
       }
       return out;
+    }
+    case EventKind::kResponseStart: {
+      const auto& response = std::get<Response>(event.payload);
+      return "RS " + response.status_token + " " + response.answers;
     }
     case EventKind::kSaslClient:
     case EventKind::kSaslServer: {
