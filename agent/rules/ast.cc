@@ -41,6 +41,8 @@ std::string_view BufferName(Buffer buffer) {
       return "pop3.response";
     case Buffer::kPop3Sasl:
       return "pop3.sasl";
+    case Buffer::kPop3DigestRealm:
+      return "pop3.digest_realm";
     case Buffer::kBase64Data:
       return "base64_data";
   }
@@ -59,6 +61,22 @@ std::string_view Pop3EventName(Pop3Event event) {
       return "unknown_command";
     case Pop3Event::kResponseTooLong:
       return "response_too_long";
+    case Pop3Event::kBadStatusToken:
+      return "bad_status_token";
+    case Pop3Event::kUnterminatedLine:
+      return "unterminated_line";
+    case Pop3Event::kSaslDecodeFailure:
+      return "sasl_decode_failure";
+    case Pop3Event::kUnsolicitedResponse:
+      return "unsolicited_response";
+    case Pop3Event::kStlsCommandInjection:
+      return "stls_command_injection";
+    case Pop3Event::kStlsResponseInjection:
+      return "stls_response_injection";
+    case Pop3Event::kLfWithoutCr:
+      return "lf_without_cr";
+    case Pop3Event::kReassemblyOverlapDifferentData:
+      return "reassembly_overlap_different_data";
   }
   return "?";
 }

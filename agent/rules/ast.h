@@ -120,6 +120,9 @@ enum class Buffer {
   kPop3Args,      // `pop3.args`: what follows the verb
   kPop3Response,  // `pop3.response`: a server status line or SASL challenge
   kPop3Sasl,      // `pop3.sasl`: decoded SASL data, either direction
+  // `pop3.digest_realm`: the realm libcurl 7.26-7.28.1 would copy out of a
+  // DIGEST-MD5 challenge (CVE-2013-0249), decoded its lenient way
+  kPop3DigestRealm,
   kBase64Data,    // `base64_data`: the output of the last base64_decode
 };
 
@@ -289,14 +292,24 @@ struct DetectionFilter {
   std::optional<UniqueOn> unique_on;
 };
 
-// Suricata 8's POP3 parser events (rust/src/pop3/pop3.rs), the only
-// `app-layer-event` names a POP3 rule may use.
+// The `app-layer-event:pop3.<name>` names: Suricata 8's POP3 parser events
+// (rust/src/pop3/pop3.rs), then popguard's own (agent/pop3/event.h).
 enum class Pop3Event {
   kTooManyTransactions,
   kRequestTooLong,
   kIncorrectArgumentCount,
   kUnknownCommand,
   kResponseTooLong,
+  kBadStatusToken,
+  kUnterminatedLine,
+  kSaslDecodeFailure,
+  kUnsolicitedResponse,
+  kStlsCommandInjection,
+  kStlsResponseInjection,
+  kLfWithoutCr,
+  // Suricata's stream-event of the same name, here an app-layer event: a
+  // segment overlapping bytes already seen, with different bytes.
+  kReassemblyOverlapDifferentData,
 };
 
 std::string_view Pop3EventName(Pop3Event event);

@@ -23,8 +23,9 @@
 //   pcre (letters i s m x A E G R O B)  isdataat  byte_test  bsize  dsize
 //   flow  flags  flowbits (set unset toggle isset isnotset noalert)  noalert
 //   threshold  detection_filter  base64_decode  base64_data  pkt_data
-//   app-layer-event:pop3.<Suricata 8 event>
-//   pop3.command pop3.args pop3.response pop3.sasl   (popguard sticky buffers)
+//   app-layer-event:pop3.<Suricata 8 or popguard event>
+//   pop3.command pop3.args pop3.response pop3.sasl pop3.digest_realm
+//                                                    (popguard sticky buffers)
 //
 // Refused, with the reason in the error (see kRefused below), e.g.:
 //   HTTP keywords and pcre letters U I P Q H D M C S Y V W K (no HTTP here),
@@ -116,13 +117,20 @@ constexpr std::pair<std::string_view, Pop3Event> kPop3Events[] = {
     {"incorrect_argument_count", Pop3Event::kIncorrectArgumentCount},
     {"unknown_command", Pop3Event::kUnknownCommand},
     {"response_too_long", Pop3Event::kResponseTooLong},
+    {"bad_status_token", Pop3Event::kBadStatusToken},
+    {"unterminated_line", Pop3Event::kUnterminatedLine},
+    {"sasl_decode_failure", Pop3Event::kSaslDecodeFailure},
+    {"unsolicited_response", Pop3Event::kUnsolicitedResponse},
+    {"stls_command_injection", Pop3Event::kStlsCommandInjection},
+    {"stls_response_injection", Pop3Event::kStlsResponseInjection},
+    {"lf_without_cr", Pop3Event::kLfWithoutCr},
+    {"reassembly_overlap_different_data", Pop3Event::kReassemblyOverlapDifferentData},
 };
 
 constexpr std::pair<std::string_view, Buffer> kStickyBuffers[] = {
-    {"pop3.command", Buffer::kPop3Command},
-    {"pop3.args", Buffer::kPop3Args},
-    {"pop3.response", Buffer::kPop3Response},
-    {"pop3.sasl", Buffer::kPop3Sasl},
+    {"pop3.command", Buffer::kPop3Command},          {"pop3.args", Buffer::kPop3Args},
+    {"pop3.response", Buffer::kPop3Response},        {"pop3.sasl", Buffer::kPop3Sasl},
+    {"pop3.digest_realm", Buffer::kPop3DigestRealm},
 };
 
 constexpr std::pair<std::string_view, Track> kTracks[] = {
@@ -185,6 +193,7 @@ Side BufferSide(Buffer buffer) {
     case Buffer::kPop3Args:
       return Side::kToServer;
     case Buffer::kPop3Response:
+    case Buffer::kPop3DigestRealm:
       return Side::kToClient;
     default:
       return Side::kAny;
@@ -198,8 +207,17 @@ Side EventSide(Pop3Event event) {
     case Pop3Event::kUnknownCommand:
       return Side::kToServer;
     case Pop3Event::kResponseTooLong:
+    case Pop3Event::kBadStatusToken:
+    case Pop3Event::kUnsolicitedResponse:
+    case Pop3Event::kStlsResponseInjection:
       return Side::kToClient;
+    case Pop3Event::kStlsCommandInjection:
+      return Side::kToServer;
     case Pop3Event::kTooManyTransactions:
+    case Pop3Event::kUnterminatedLine:
+    case Pop3Event::kSaslDecodeFailure:
+    case Pop3Event::kLfWithoutCr:
+    case Pop3Event::kReassemblyOverlapDifferentData:
       return Side::kAny;
   }
   return Side::kAny;
@@ -242,6 +260,7 @@ const OptionParser::Keyword OptionParser::kKeywords[] = {
     {"pop3.args", &OptionParser::OnStickyBuffer},
     {"pop3.response", &OptionParser::OnStickyBuffer},
     {"pop3.sasl", &OptionParser::OnStickyBuffer},
+    {"pop3.digest_realm", &OptionParser::OnStickyBuffer},
     {"pkt_data", &OptionParser::OnPktData},
     {"dsize", &OptionParser::OnDsize},
     {"flow", &OptionParser::OnFlow},
@@ -291,7 +310,7 @@ bool OptionParser::Refuse(const RawOption& option) {
   if (option.key.rfind("pop3.", 0) == 0) {
     return Fail(option.key_offset, "unknown POP3 keyword " + Quote(option.key) +
                                        " (the POP3 buffers are pop3.command, pop3.args, "
-                                       "pop3.response, pop3.sasl)");
+                                       "pop3.response, pop3.sasl, pop3.digest_realm)");
   }
   for (std::string_view prefix : kForeignPrefixes) {
     if (option.key.rfind(prefix, 0) == 0) {
@@ -892,9 +911,10 @@ bool OptionParser::OnBase64Data(const RawOption& option) {
 bool OptionParser::OnBsize(const RawOption& option) {
   if (!RequireValue(option)) return false;
   if (buffer_ == Buffer::kPayload) {
-    return Fail(option.key_offset,
-                "bsize measures a sticky buffer; put pop3.command, pop3.args, pop3.response, "
-                "pop3.sasl or base64_data before it (dsize measures packets)");
+    return Fail(
+        option.key_offset,
+        "bsize measures a sticky buffer; put pop3.command, pop3.args, pop3.response, "
+        "pop3.sasl, pop3.digest_realm or base64_data before it (dsize measures the payload)");
   }
   BufferSize size;
   size.buffer = buffer_;
@@ -1325,8 +1345,8 @@ bool OptionParser::OnAppLayerEvent(const RawOption& option) {
     for (const auto& [event_name, value] : kPop3Events) {
       known += (known.empty() ? "" : ", ") + std::string(kPrefix) + std::string(event_name);
     }
-    return Fail(option.value_offset, "app-layer-event " + Quote(name) +
-                                         " is not a POP3 event (Suricata 8 has " + known + ")");
+    return Fail(option.value_offset,
+                "app-layer-event " + Quote(name) + " is not a POP3 event (known: " + known + ")");
   }
   rule_->app_layer_events.push_back(*event);
   event_offsets_.push_back(option.key_offset);
@@ -1500,7 +1520,7 @@ bool OptionParser::Finish(size_t rule_offset, SyntaxError* error) {
       });
   if (dsize_offset_ && app_layer) {
     return Fail(*dsize_offset_,
-                "dsize measures packets and cannot be combined with POP3 "
+                "dsize measures the payload and cannot be combined with POP3 "
                 "buffers or events (use bsize on the buffer)");
   }
   return true;

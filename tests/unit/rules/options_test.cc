@@ -1,6 +1,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <string>
+#include <utility>
+
 #include "agent/rules/parser.h"
 #include "tests/unit/rules/test_util.h"
 
@@ -403,7 +406,7 @@ TEST(SizeTest, Dsize) {
   EXPECT_THAT(ErrorOf(Rule("dsize:5<>6; sid:1;")), HasSubstr("is empty (both ends are exclusive)"));
   EXPECT_THAT(ErrorOf(Rule("dsize:1; dsize:2; sid:1;")), HasSubstr("'dsize' given twice"));
   EXPECT_THAT(ErrorOf(Rule(R"(dsize:>100; pop3.args; content:"%"; sid:1;)")),
-              HasSubstr("dsize measures packets and cannot be combined with POP3 buffers"));
+              HasSubstr("dsize measures the payload and cannot be combined with POP3 buffers"));
 }
 
 TEST(SizeTest, BsizeOnStickyBuffers) {
@@ -662,7 +665,26 @@ TEST(StickyBufferTest, Errors) {
                 "client-to-server; one rule matches one direction"));
   EXPECT_THAT(ErrorOf(Rule("pop3.status; sid:1;")),
               HasSubstr("unknown POP3 keyword 'pop3.status' (the POP3 buffers are pop3.command, "
-                        "pop3.args, pop3.response, pop3.sasl)"));
+                        "pop3.args, pop3.response, pop3.sasl, pop3.digest_realm)"));
+  EXPECT_THAT(
+      ErrorOf(Rule("flow:to_server; pop3.digest_realm; bsize:>=124; sid:1;")),
+      HasSubstr("pop3.digest_realm is server-to-client data but the rule says flow:to_server"));
+}
+
+TEST(StickyBufferTest, DigestRealm) {
+  // The CVE-2013-0249 rule: libcurl 7.26-7.28.1 copies at most 127 bytes of
+  // the realm into a 128-byte buffer, so a long realm is worth an alert.
+  auto rule = ParseOk(Rule("pop3.digest_realm; bsize:>=124; sid:1;"));
+  const auto size = Only<BufferSize>(rule);
+  EXPECT_EQ(size.buffer, Buffer::kPop3DigestRealm);
+  EXPECT_EQ(size.test.op, Comparison::kGreaterEqual);
+  EXPECT_EQ(size.test.value, 124u);
+  EXPECT_EQ(BufferName(Buffer::kPop3DigestRealm), "pop3.digest_realm");
+
+  EXPECT_EQ(Only<ContentMatch>(
+                ParseOk(Rule(R"(flow:to_client; pop3.digest_realm; content:"evil"; sid:1;)")))
+                .buffer,
+            Buffer::kPop3DigestRealm);
 }
 
 TEST(AppLayerEventTest, Pop3Events) {
@@ -677,11 +699,50 @@ TEST(AppLayerEventTest, Pop3Events) {
               ElementsAre(Pop3Event::kResponseTooLong));
 }
 
+TEST(AppLayerEventTest, PopguardEvents) {
+  EXPECT_THAT(ParseOk(Rule("app-layer-event:pop3.bad_status_token; sid:1;")).app_layer_events,
+              ElementsAre(Pop3Event::kBadStatusToken));
+  EXPECT_THAT(ParseOk(Rule("app-layer-event:pop3.reassembly_overlap_different_data; sid:1;"))
+                  .app_layer_events,
+              ElementsAre(Pop3Event::kReassemblyOverlapDifferentData));
+
+  // Every popguard anomaly name (agent/pop3/event.h) is an event, and the
+  // name round-trips through Pop3EventName.
+  const std::pair<const char*, Pop3Event> kOwn[] = {
+      {"bad_status_token", Pop3Event::kBadStatusToken},
+      {"unterminated_line", Pop3Event::kUnterminatedLine},
+      {"sasl_decode_failure", Pop3Event::kSaslDecodeFailure},
+      {"unsolicited_response", Pop3Event::kUnsolicitedResponse},
+      {"stls_command_injection", Pop3Event::kStlsCommandInjection},
+      {"stls_response_injection", Pop3Event::kStlsResponseInjection},
+      {"lf_without_cr", Pop3Event::kLfWithoutCr},
+      {"reassembly_overlap_different_data", Pop3Event::kReassemblyOverlapDifferentData},
+  };
+  for (const auto& [name, event] : kOwn) {
+    EXPECT_THAT(
+        ParseOk(Rule("app-layer-event:pop3." + std::string(name) + "; sid:1;")).app_layer_events,
+        ElementsAre(event))
+        << name;
+    EXPECT_EQ(Pop3EventName(event), name);
+  }
+
+  // Events tied to one direction refuse the other; the others take either.
+  EXPECT_THAT(ErrorOf(Rule("app-layer-event:pop3.bad_status_token; flow:to_server; sid:1;")),
+              HasSubstr("app-layer-event pop3.bad_status_token is server-to-client data"));
+  EXPECT_THAT(ErrorOf(Rule("app-layer-event:pop3.stls_command_injection; flow:to_client; sid:1;")),
+              HasSubstr("app-layer-event pop3.stls_command_injection is client-to-server data"));
+  ParseOk(Rule("app-layer-event:pop3.lf_without_cr; flow:to_server; sid:1;"));
+  ParseOk(Rule("app-layer-event:pop3.reassembly_overlap_different_data; flow:to_client; sid:1;"));
+}
+
 TEST(AppLayerEventTest, Errors) {
   EXPECT_EQ(ErrorOf(Rule("app-layer-event:pop3.bad_thing; sid:1;")),
-            "t.rules:1: sid 1: app-layer-event 'pop3.bad_thing' is not a POP3 event (Suricata 8 "
-            "has pop3.too_many_transactions, pop3.request_too_long, "
-            "pop3.incorrect_argument_count, pop3.unknown_command, pop3.response_too_long)");
+            "t.rules:1: sid 1: app-layer-event 'pop3.bad_thing' is not a POP3 event (known: "
+            "pop3.too_many_transactions, pop3.request_too_long, pop3.incorrect_argument_count, "
+            "pop3.unknown_command, pop3.response_too_long, pop3.bad_status_token, "
+            "pop3.unterminated_line, pop3.sasl_decode_failure, pop3.unsolicited_response, "
+            "pop3.stls_command_injection, pop3.stls_response_injection, pop3.lf_without_cr, "
+            "pop3.reassembly_overlap_different_data)");
   EXPECT_THAT(ErrorOf(Rule("app-layer-event:smtp.invalid_reply; sid:1;")),
               HasSubstr("app-layer-event 'smtp.invalid_reply' is not a POP3 event"));
   EXPECT_THAT(ErrorOf(Rule("app-layer-event:pop3.response_too_long; flow:to_server; sid:1;")),
