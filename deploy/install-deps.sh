@@ -13,8 +13,12 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev
   # libFuzzer and sanitizer runtimes for clang
   libclang-rt-14-dev
+  # detection engine: multi-pattern matching, regex confirmation
+  libhyperscan-dev libpcre2-dev nlohmann-json3-dev
   # capture replay
   libpcap-dev
+  # integration tests: a real POP3 server, real clients, captures of them
+  dovecot-core dovecot-pop3d fetchmail curl python3 tcpdump openssl
   # tests: namespaces, veth, qdiscs, offload settings
   iproute2 ethtool
 )

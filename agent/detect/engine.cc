@@ -1,0 +1,476 @@
+#include "agent/detect/engine.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <set>
+#include <utility>
+
+namespace popguard::detect {
+
+using rules::Buffer;
+
+namespace {
+
+constexpr int64_t kNsPerSecond = 1'000'000'000;
+// Threshold and detection_filter state kept at most (one entry per rule and
+// tracked address); past it, expired entries go first, then any.
+constexpr size_t kMaxThresholdEntries = 65536;
+
+size_t BufferSlot(Buffer buffer) {
+  for (size_t i = 0; i < kUnitBuffers.size(); ++i) {
+    if (kUnitBuffers[i] == buffer) return i;
+  }
+  return kUnitBuffers.size();
+}
+
+std::string Escape(std::string_view bytes) {
+  std::string out;
+  out.reserve(bytes.size() * 4);
+  char hex[5];
+  for (unsigned char c : bytes) {
+    std::snprintf(hex, sizeof hex, "\\x%02x", c);
+    out += hex;
+  }
+  return out;
+}
+
+rules::Diagnostic Problem(const rules::Rule& rule, const std::string& message) {
+  return {rule.location, "sid " + std::to_string(rule.sid) + ": " + message};
+}
+
+// The buffer whose bytes a keyword reads: base64_data comes from the
+// buffer its base64_decode read.
+Buffer SourceBuffer(const rules::Detection& detection, Buffer base64_source) {
+  Buffer buffer = std::visit([](const auto& d) { return d.buffer; }, detection);
+  return buffer == Buffer::kBase64Data ? base64_source : buffer;
+}
+
+}  // namespace
+
+struct RuleEngine::Compiled {
+  std::vector<std::unique_ptr<CompiledRegex>> regexes;  // until the matcher takes them
+  std::unique_ptr<Matcher> matcher;
+  // Unit buffers the rule reads; a unit lacking one cannot match.
+  uint32_t required_buffers = 0;
+  std::vector<std::pair<rules::FlowbitsCommand, std::vector<size_t>>> flowbits;
+  bool any_of = false;
+  bool alerts = true;
+};
+
+RuleEngine::~RuleEngine() {
+  for (hs_database_t* db : databases_) hs_free_database(db);
+  hs_free_scratch(scratch_);
+}
+
+CompileResult Compile(std::vector<rules::Rule> rules) {
+  CompileResult result;
+  std::unique_ptr<RuleEngine> engine(new RuleEngine());
+
+  struct Pattern {
+    std::string expression;
+    unsigned flags;
+    unsigned id;
+  };
+  std::vector<std::vector<Pattern>> patterns(kUnitBuffers.size());
+
+  for (rules::Rule& rule : rules) {
+    // Options the engine cannot honour: refuse the rule, say which.
+    std::string refusal;
+    if (rule.flags) {
+      refusal =
+          "flags: popguard matches POP3 lines, not single TCP packets, so TCP flag tests "
+          "cannot be honoured";
+    } else if (rule.flow && rule.flow->state == rules::FlowState::kNotEstablished) {
+      refusal = "flow:not_established: POP3 lines only exist on established connections";
+    } else if (rule.flow && rule.flow->fragments == rules::FragmentMode::kOnlyFrag) {
+      refusal = "flow:only_frag: IP fragments are not reassembled into POP3 lines";
+    } else if (!rule.app_layer_events.empty() && !rule.detections.empty()) {
+      refusal =
+          "app-layer-event cannot be combined with payload keywords: anomalies are "
+          "matched on their own";
+    } else if (rule.app_layer_events.size() > 1) {
+      refusal = "more than one app-layer-event in a rule can never match (one anomaly each)";
+    } else if (rule.header.action == rules::Action::kPass ||
+               rule.header.action == rules::Action::kLog) {
+      refusal = "action '" +
+                std::string(rule.header.action == rules::Action::kPass ? "pass" : "log") +
+                "' is not supported (alert, drop and reject are)";
+    }
+    auto compiled = std::make_unique<RuleEngine::Compiled>();
+    std::vector<std::unique_ptr<CompiledRegex>> regexes(rule.detections.size());
+    Buffer base64_source = Buffer::kPayload;
+    for (size_t i = 0; i < rule.detections.size() && refusal.empty(); ++i) {
+      const rules::Detection& d = rule.detections[i];
+      if (const auto* decode = std::get_if<rules::Base64Decode>(&d)) base64_source = decode->buffer;
+      Buffer source = SourceBuffer(d, base64_source);
+      compiled->required_buffers |= 1u << BufferSlot(source);
+      if (const auto* pcre = std::get_if<rules::PcreMatch>(&d)) {
+        std::string error;
+        regexes[i] = CompiledRegex::Compile(*pcre, &error);
+        if (!regexes[i]) refusal = error;
+      }
+    }
+    if (rule.dsize) compiled->required_buffers |= 1u << BufferSlot(Buffer::kPayload);
+    if (rule.app_layer_events.empty() && compiled->required_buffers == 0) {
+      compiled->required_buffers |= 1u << BufferSlot(Buffer::kPayload);
+    }
+    if (!refusal.empty()) {
+      result.errors.push_back(Problem(rule, refusal));
+      continue;
+    }
+    for (const rules::Flowbits& fb : rule.flowbits) {
+      std::vector<size_t> indexes;
+      for (const std::string& name : fb.names) {
+        auto [it, inserted] = engine->flowbit_index_.emplace(name, engine->flowbit_index_.size());
+        indexes.push_back(it->second);
+      }
+      compiled->any_of = compiled->any_of || fb.any_of;
+      compiled->flowbits.emplace_back(fb.command, std::move(indexes));
+    }
+    compiled->alerts = !rule.noalert;
+    // A port selector that names ports (not `any`) and leaves out 110 while
+    // taking 995 aims at implicit TLS only.
+    auto tls_only = [](const rules::PortSelector& ports) {
+      return ports.kind != rules::PortSelector::Kind::kAny && !ports.Matches(uint16_t{110}) &&
+             ports.Matches(uint16_t{995});
+    };
+    const bool only_tls_port =
+        rule.header.form == rules::HeaderForm::kFull &&
+        (tls_only(rule.header.destination_ports) || tls_only(rule.header.source_ports));
+    if (only_tls_port && rule.app_layer_events.empty()) {
+      result.warnings.push_back(
+          Problem(rule,
+                  "only matches port 995 (implicit TLS): POP3 inside TLS is not visible to "
+                  "popguard, so this rule will not fire there"));
+    }
+
+    const size_t index = engine->rules_.size();
+    // The fast pattern: marked, else the longest positive content.
+    const rules::ContentMatch* fast = nullptr;
+    for (const rules::Detection& d : rule.detections) {
+      const auto* content = std::get_if<rules::ContentMatch>(&d);
+      if (!content || content->negated || content->buffer == Buffer::kBase64Data ||
+          content->pattern.empty()) {
+        continue;
+      }
+      if (content->fast_pattern) {
+        fast = content;
+        break;
+      }
+      if (!fast || content->pattern.size() > fast->pattern.size()) fast = content;
+    }
+    if (fast) {
+      std::string_view literal = fast->pattern;
+      if (fast->fast_pattern && fast->fast_pattern->slice_offset) {
+        literal =
+            literal.substr(*fast->fast_pattern->slice_offset, *fast->fast_pattern->slice_length);
+      }
+      unsigned flags = HS_FLAG_SINGLEMATCH | (fast->nocase ? HS_FLAG_CASELESS : 0);
+      patterns[BufferSlot(fast->buffer)].push_back(
+          {Escape(literal), flags, static_cast<unsigned>(index)});
+    } else if (rule.app_layer_events.empty()) {
+      // A plain pcre can stand in, in prefilter mode (a superset of its
+      // matches), when Hyperscan accepts its syntax.
+      bool indexed = false;
+      for (const rules::Detection& d : rule.detections) {
+        const auto* pcre = std::get_if<rules::PcreMatch>(&d);
+        if (!pcre || pcre->negated || pcre->modifiers.relative || pcre->modifiers.extended ||
+            pcre->buffer == Buffer::kBase64Data) {
+          continue;
+        }
+        unsigned flags = HS_FLAG_SINGLEMATCH | HS_FLAG_PREFILTER | HS_FLAG_ALLOWEMPTY |
+                         (pcre->modifiers.caseless ? HS_FLAG_CASELESS : 0) |
+                         (pcre->modifiers.dotall ? HS_FLAG_DOTALL : 0) |
+                         (pcre->modifiers.multiline ? HS_FLAG_MULTILINE : 0);
+        hs_database_t* probe = nullptr;
+        hs_compile_error_t* error = nullptr;
+        if (hs_compile(pcre->regex.c_str(), flags, HS_MODE_BLOCK, nullptr, &probe, &error) ==
+            HS_SUCCESS) {
+          hs_free_database(probe);
+          patterns[BufferSlot(pcre->buffer)].push_back(
+              {pcre->regex, flags, static_cast<unsigned>(index)});
+          indexed = true;
+          break;
+        }
+        hs_free_compile_error(error);
+      }
+      if (!indexed) engine->unindexed_.push_back(index);
+    } else {
+      engine->by_event_[static_cast<int>(rule.app_layer_events.front())].push_back(index);
+    }
+    compiled->regexes = std::move(regexes);
+    engine->rules_.push_back(std::move(rule));
+    engine->compiled_.push_back(std::move(compiled));
+  }
+  // Matchers refer to their rule's detections, so they are made once
+  // rules_ has stopped moving.
+  for (size_t i = 0; i < engine->rules_.size(); ++i) {
+    RuleEngine::Compiled& c = *engine->compiled_[i];
+    c.matcher = std::make_unique<Matcher>(engine->rules_[i].detections, std::move(c.regexes));
+  }
+
+  engine->databases_.assign(kUnitBuffers.size(), nullptr);
+  for (size_t slot = 0; slot < kUnitBuffers.size(); ++slot) {
+    if (patterns[slot].empty()) continue;
+    std::vector<const char*> expressions;
+    std::vector<unsigned> flags;
+    std::vector<unsigned> ids;
+    for (const Pattern& p : patterns[slot]) {
+      expressions.push_back(p.expression.c_str());
+      flags.push_back(p.flags);
+      ids.push_back(p.id);
+    }
+    hs_compile_error_t* error = nullptr;
+    if (hs_compile_multi(expressions.data(), flags.data(), ids.data(),
+                         static_cast<unsigned>(expressions.size()), HS_MODE_BLOCK, nullptr,
+                         &engine->databases_[slot], &error) != HS_SUCCESS) {
+      result.errors.push_back({{},
+                               "Hyperscan could not compile the " +
+                                   std::string(rules::BufferName(kUnitBuffers[slot])) +
+                                   " patterns: " + error->message});
+      hs_free_compile_error(error);
+      return result;
+    }
+    if (hs_alloc_scratch(engine->databases_[slot], &engine->scratch_) != HS_SUCCESS) {
+      result.errors.push_back({{}, "Hyperscan could not allocate scratch space"});
+      return result;
+    }
+  }
+  engine->seen_.assign(engine->rules_.size(), 0);
+  result.engine = std::move(engine);
+  return result;
+}
+
+bool RuleEngine::HeaderMatches(const rules::Rule& rule, const Unit& unit,
+                               const FlowTuple& tuple) const {
+  if (rule.flow) {
+    if (rule.flow->direction == rules::FlowDirection::kToServer &&
+        unit.direction != pop3::Direction::kToServer) {
+      return false;
+    }
+    if (rule.flow->direction == rules::FlowDirection::kToClient &&
+        unit.direction != pop3::Direction::kToClient) {
+      return false;
+    }
+  }
+  const rules::Header& h = rule.header;
+  if (h.form == rules::HeaderForm::kProtocolOnly) return true;
+  const bool to_server = unit.direction == pop3::Direction::kToServer;
+  const rules::IpAddress& src = to_server ? tuple.client : tuple.server;
+  const rules::IpAddress& dst = to_server ? tuple.server : tuple.client;
+  const uint16_t sport = to_server ? tuple.client_port : tuple.server_port;
+  const uint16_t dport = to_server ? tuple.server_port : tuple.client_port;
+  auto oriented = [&](const rules::IpAddress& s, uint16_t sp, const rules::IpAddress& d,
+                      uint16_t dp) {
+    return h.source.Matches(s) && h.source_ports.Matches(sp) && h.destination.Matches(d) &&
+           h.destination_ports.Matches(dp);
+  };
+  return oriented(src, sport, dst, dport) || (h.bidirectional && oriented(dst, dport, src, sport));
+}
+
+bool RuleEngine::FlowbitsHold(const Compiled& compiled, const FlowRuleState& flow) const {
+  auto is_set = [&](size_t bit) { return bit < flow.flowbits.size() && flow.flowbits[bit]; };
+  for (const auto& [command, bits] : compiled.flowbits) {
+    if (command != rules::FlowbitsCommand::kIsSet && command != rules::FlowbitsCommand::kIsNotSet) {
+      continue;
+    }
+    const bool want = command == rules::FlowbitsCommand::kIsSet;
+    bool any = false;
+    bool all = true;
+    for (size_t bit : bits) {
+      bool holds = is_set(bit) == want;
+      any = any || holds;
+      all = all && holds;
+    }
+    if (compiled.any_of ? !any : !all) return false;
+  }
+  return true;
+}
+
+void RuleEngine::ApplyFlowbits(const Compiled& compiled, FlowRuleState* flow) const {
+  for (const auto& [command, bits] : compiled.flowbits) {
+    for (size_t bit : bits) {
+      if (flow->flowbits.size() <= bit) flow->flowbits.resize(flowbit_index_.size(), false);
+      switch (command) {
+        case rules::FlowbitsCommand::kSet:
+          flow->flowbits[bit] = true;
+          break;
+        case rules::FlowbitsCommand::kUnset:
+          flow->flowbits[bit] = false;
+          break;
+        case rules::FlowbitsCommand::kToggle:
+          flow->flowbits[bit] = !flow->flowbits[bit];
+          break;
+        default:
+          break;
+      }
+    }
+  }
+}
+
+bool RuleEngine::PassesThreshold(size_t index, const Unit& unit, const FlowTuple& tuple) {
+  const rules::Rule& rule = rules_[index];
+  rules::Track track;
+  uint32_t count;
+  uint32_t seconds;
+  if (rule.detection_filter) {
+    track = rule.detection_filter->track;
+    count = rule.detection_filter->count;
+    seconds = rule.detection_filter->seconds;
+  } else if (rule.threshold) {
+    track = rule.threshold->track;
+    count = rule.threshold->count;
+    seconds = rule.threshold->seconds;
+  } else {
+    return true;
+  }
+  const bool to_server = unit.direction == pop3::Direction::kToServer;
+  const rules::IpAddress& src = to_server ? tuple.client : tuple.server;
+  const rules::IpAddress& dst = to_server ? tuple.server : tuple.client;
+  std::string key = std::to_string(index) + "/";
+  auto add = [&](const rules::IpAddress& a) {
+    key.append(reinterpret_cast<const char*>(a.bytes.data()), a.v6 ? 16 : 4);
+  };
+  switch (track) {
+    case rules::Track::kBySrc:
+      add(src);
+      break;
+    case rules::Track::kByDst:
+      add(dst);
+      break;
+    case rules::Track::kByBoth:
+      add(src);
+      add(dst);
+      break;
+    case rules::Track::kByFlow:
+      add(tuple.client);
+      add(tuple.server);
+      key += std::to_string(tuple.client_port) + ":" + std::to_string(tuple.server_port);
+      break;
+    case rules::Track::kByRule:
+      break;
+  }
+  const int64_t window = static_cast<int64_t>(seconds) * kNsPerSecond;
+  auto it = thresholds_.find(key);
+  if (it == thresholds_.end()) {
+    if (thresholds_.size() >= kMaxThresholdEntries) {
+      std::erase_if(thresholds_, [&](const auto& entry) {
+        return unit.timestamp_ns - entry.second.window_start_ns >= window;
+      });
+      if (thresholds_.size() >= kMaxThresholdEntries) {
+        thresholds_.erase(thresholds_.begin());
+        counters_.threshold_evictions++;
+      }
+    }
+    it = thresholds_.emplace(key, ThresholdState{unit.timestamp_ns, 0}).first;
+  }
+  ThresholdState& state = it->second;
+  if (unit.timestamp_ns - state.window_start_ns >= window) {
+    state.window_start_ns = unit.timestamp_ns;
+    state.hits = 0;
+  }
+  const uint64_t hits = ++state.hits;
+  if (rule.detection_filter) return hits > count;
+  switch (rule.threshold->type) {
+    case rules::ThresholdType::kLimit:
+      return hits <= count;
+    case rules::ThresholdType::kThreshold:
+      return count != 0 && hits % count == 0;
+    case rules::ThresholdType::kBoth:
+      return hits == count;
+    case rules::ThresholdType::kBackoff: {
+      // Alert on the 1st, then every count-th, count*multiplier-th, ...
+      uint64_t next = 1;
+      while (next < hits) next = next == 1 ? count : next * rule.threshold->multiplier;
+      return next == hits;
+    }
+  }
+  return true;
+}
+
+void RuleEngine::Evaluate(size_t index, const Unit& unit, const FlowTuple& tuple,
+                          FlowRuleState* flow, std::vector<Alert>* alerts) {
+  if (seen_[index] == generation_) return;
+  seen_[index] = generation_;
+  const rules::Rule& rule = rules_[index];
+  const Compiled& compiled = *compiled_[index];
+  if (!HeaderMatches(rule, unit, tuple)) return;
+  if (rule.dsize && (!unit.payload || !rule.dsize->Matches(unit.payload->size()))) return;
+  if (!FlowbitsHold(compiled, *flow)) return;
+  counters_.candidates++;
+  if (!compiled.matcher->Matches(unit, &counters_.match)) return;
+  counters_.matches++;
+  ApplyFlowbits(compiled, flow);
+  if (!compiled.alerts || !PassesThreshold(index, unit, tuple)) {
+    counters_.suppressed++;
+    return;
+  }
+  counters_.alerts++;
+  Alert alert;
+  alert.rule = &rule;
+  alert.tuple = tuple;
+  alert.direction = unit.direction;
+  alert.timestamp_ns = unit.timestamp_ns;
+  alert.command = std::string(unit.command.value_or(""));
+  alert.args = std::string(unit.args.value_or(""));
+  alert.response = std::string(unit.response.value_or(""));
+  if (unit.anomaly) alert.anomaly = std::string(rules::Pop3EventName(*unit.anomaly));
+  alerts->push_back(std::move(alert));
+}
+
+void RuleEngine::Inspect(const Unit& unit, const FlowTuple& tuple, FlowRuleState* flow,
+                         std::vector<Alert>* alerts) {
+  const size_t first = alerts->size();
+  InspectUnordered(unit, tuple, flow, alerts);
+  // Hyperscan reports in pattern order per buffer; rule order (file order)
+  // makes the output the same whatever the buffers and databases.
+  std::sort(alerts->begin() + static_cast<std::ptrdiff_t>(first), alerts->end(),
+            [](const Alert& a, const Alert& b) { return a.rule < b.rule; });
+}
+
+void RuleEngine::InspectUnordered(const Unit& unit, const FlowTuple& tuple, FlowRuleState* flow,
+                                  std::vector<Alert>* alerts) {
+  counters_.units++;
+  ++generation_;
+  if (unit.anomaly) {
+    auto it = by_event_.find(static_cast<int>(*unit.anomaly));
+    if (it == by_event_.end()) return;
+    for (size_t index : it->second) Evaluate(index, unit, tuple, flow, alerts);
+    return;
+  }
+  uint32_t present = 0;
+  for (size_t slot = 0; slot < kUnitBuffers.size(); ++slot) {
+    if (unit.Get(kUnitBuffers[slot])) present |= 1u << slot;
+  }
+  struct Context {
+    RuleEngine* engine;
+    const Unit* unit;
+    const FlowTuple* tuple;
+    FlowRuleState* flow;
+    std::vector<Alert>* alerts;
+    uint32_t present;
+  } context{this, &unit, &tuple, flow, alerts, present};
+  for (size_t slot = 0; slot < kUnitBuffers.size(); ++slot) {
+    if (!databases_[slot] || !(present & (1u << slot))) continue;
+    std::string_view buffer = *unit.Get(kUnitBuffers[slot]);
+    counters_.scans++;
+    hs_error_t rc = hs_scan(
+        databases_[slot], buffer.data(), static_cast<unsigned>(buffer.size()), 0, scratch_,
+        [](unsigned id, unsigned long long, unsigned long long, unsigned, void* raw) -> int {
+          auto* c = static_cast<Context*>(raw);
+          if ((c->engine->compiled_[id]->required_buffers & ~c->present) == 0) {
+            c->engine->Evaluate(id, *c->unit, *c->tuple, c->flow, c->alerts);
+          }
+          return 0;
+        },
+        &context);
+    if (rc != HS_SUCCESS) counters_.scan_errors++;
+  }
+  for (size_t index : unindexed_) {
+    if ((compiled_[index]->required_buffers & ~present) == 0) {
+      Evaluate(index, unit, tuple, flow, alerts);
+    }
+  }
+}
+
+}  // namespace popguard::detect

@@ -1,0 +1,126 @@
+// The rule engine: parsed rules compiled into one Hyperscan database per
+// buffer (multi-pattern, one scan per buffer of a unit), the candidates it
+// names confirmed by the exact matcher (matcher.h, PCRE2 for pcre), then
+// the per-rule conditions: header, flow direction, flowbits, threshold and
+// detection_filter.
+//
+// Each rule contributes its fast pattern to the database of its buffer (the
+// content marked fast_pattern, else the longest positive content, as Snort
+// and Suricata choose); a rule with no usable content but a plain pcre
+// contributes that pcre in Hyperscan's prefilter mode; the rest are checked
+// on every unit carrying the buffers they read.
+//
+// Rules the engine cannot honour are refused at compile time with an error
+// naming the rule and the option, never loaded half-understood.
+#pragma once
+
+#include <hs/hs.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "agent/detect/matcher.h"
+#include "agent/detect/unit.h"
+#include "agent/rules/ast.h"
+#include "agent/rules/parser.h"
+
+namespace popguard::detect {
+
+// Per-flow rule state the caller keeps with its flow (flowbits).
+struct FlowRuleState {
+  std::vector<bool> flowbits;
+};
+
+struct Alert {
+  const rules::Rule* rule = nullptr;
+  FlowTuple tuple;
+  pop3::Direction direction = pop3::Direction::kToServer;
+  int64_t timestamp_ns = 0;
+  // What the unit was about, for the EVE record's pop3 object.
+  std::string command;
+  std::string args;
+  std::string response;
+  std::string anomaly;
+};
+
+struct EngineCounters {
+  uint64_t units = 0;
+  uint64_t scans = 0;       // hs_scan calls
+  uint64_t candidates = 0;  // rules evaluated exactly
+  uint64_t matches = 0;     // rules whose conditions all held
+  uint64_t alerts = 0;
+  uint64_t suppressed = 0;  // matches held back by threshold / detection_filter / noalert
+  // Losses: evaluations the engine could not finish, and threshold state
+  // given up because its table was full.
+  uint64_t scan_errors = 0;
+  uint64_t threshold_evictions = 0;
+  MatchCounters match;
+};
+
+struct CompileResult;
+
+class RuleEngine {
+ public:
+  ~RuleEngine();
+  RuleEngine(const RuleEngine&) = delete;
+  RuleEngine& operator=(const RuleEngine&) = delete;
+
+  // Runs `unit` against every rule; matches that alert are appended to *alerts.
+  void Inspect(const Unit& unit, const FlowTuple& tuple, FlowRuleState* flow,
+               std::vector<Alert>* alerts);
+
+  const std::vector<rules::Rule>& rules() const { return rules_; }
+  const EngineCounters& counters() const { return counters_; }
+
+ private:
+  friend CompileResult Compile(std::vector<rules::Rule> rules);
+  RuleEngine() = default;
+
+  struct Compiled;
+  struct ThresholdKey;
+  struct ThresholdState {
+    int64_t window_start_ns = 0;
+    uint64_t hits = 0;
+  };
+
+  void InspectUnordered(const Unit& unit, const FlowTuple& tuple, FlowRuleState* flow,
+                        std::vector<Alert>* alerts);
+  bool HeaderMatches(const rules::Rule& rule, const Unit& unit, const FlowTuple& tuple) const;
+  bool FlowbitsHold(const Compiled& compiled, const FlowRuleState& flow) const;
+  void ApplyFlowbits(const Compiled& compiled, FlowRuleState* flow) const;
+  bool PassesThreshold(size_t index, const Unit& unit, const FlowTuple& tuple);
+  void Evaluate(size_t index, const Unit& unit, const FlowTuple& tuple, FlowRuleState* flow,
+                std::vector<Alert>* alerts);
+
+  std::vector<rules::Rule> rules_;
+  std::vector<std::unique_ptr<Compiled>> compiled_;
+  // One database per unit buffer; null when no rule has a pattern there.
+  std::vector<hs_database_t*> databases_;
+  hs_scratch_t* scratch_ = nullptr;
+  // Rules with no pattern in any database, checked whenever their buffers
+  // are present; app-layer-event rules, by event.
+  std::vector<size_t> unindexed_;
+  std::unordered_map<int, std::vector<size_t>> by_event_;
+  std::unordered_map<std::string, size_t> flowbit_index_;
+  std::unordered_map<std::string, ThresholdState> thresholds_;
+  // Candidates seen in the current unit (generation stamps avoid clearing).
+  std::vector<uint64_t> seen_;
+  uint64_t generation_ = 0;
+  EngineCounters counters_;
+};
+
+struct CompileResult {
+  std::unique_ptr<RuleEngine> engine;  // null only when Hyperscan itself failed
+  // Rules refused by the engine (`file:line: sid N: ...`); they are not loaded.
+  std::vector<rules::Diagnostic> errors;
+  // Rules loaded that will not behave as their author may expect.
+  std::vector<rules::Diagnostic> warnings;
+};
+
+// Compiles every rule the engine can honour.
+CompileResult Compile(std::vector<rules::Rule> rules);
+
+}  // namespace popguard::detect

@@ -1,0 +1,376 @@
+#include "agent/detect/matcher.h"
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+
+namespace popguard::detect {
+
+using rules::Buffer;
+
+// ---------------------------------------------------------------- regex
+
+struct CompiledRegex::Impl {
+  pcre2_code* code = nullptr;
+  pcre2_match_data* data = nullptr;
+  pcre2_match_context* context = nullptr;
+};
+
+std::unique_ptr<CompiledRegex> CompiledRegex::Compile(const rules::PcreMatch& pcre,
+                                                      std::string* error) {
+  const rules::PcreModifiers& m = pcre.modifiers;
+  uint32_t options = 0;
+  if (m.caseless) options |= PCRE2_CASELESS;
+  if (m.dotall) options |= PCRE2_DOTALL;
+  if (m.multiline) options |= PCRE2_MULTILINE;
+  if (m.extended) options |= PCRE2_EXTENDED;
+  if (m.anchored) options |= PCRE2_ANCHORED;
+  if (m.dollar_endonly) options |= PCRE2_DOLLAR_ENDONLY;
+  if (m.ungreedy) options |= PCRE2_UNGREEDY;
+  int code = 0;
+  PCRE2_SIZE at = 0;
+  pcre2_code* compiled =
+      pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pcre.regex.data()), pcre.regex.size(),
+                    options | PCRE2_NEVER_UTF | PCRE2_NEVER_UCP, &code, &at, nullptr);
+  if (!compiled) {
+    std::array<PCRE2_UCHAR, 256> message{};
+    pcre2_get_error_message(code, message.data(), message.size());
+    *error = "pcre \"" + pcre.regex + "\": " + reinterpret_cast<const char*>(message.data()) +
+             " at offset " + std::to_string(at);
+    return nullptr;
+  }
+  // JIT is an optimisation only: interpretation gives the same answers.
+  pcre2_jit_compile(compiled, PCRE2_JIT_COMPLETE);
+  std::unique_ptr<CompiledRegex> regex(new CompiledRegex());
+  regex->impl_ = std::make_unique<Impl>();
+  regex->impl_->code = compiled;
+  regex->impl_->data = pcre2_match_data_create_from_pattern(compiled, nullptr);
+  regex->impl_->context = pcre2_match_context_create(nullptr);
+  // Suricata's defaults (detect.pcre.match-limit, match-limit-recursion);
+  // the O modifier lifts them.
+  if (!m.override_match_limit) {
+    pcre2_set_match_limit(regex->impl_->context, 3500);
+    pcre2_set_depth_limit(regex->impl_->context, 1500);
+  }
+  return regex;
+}
+
+CompiledRegex::~CompiledRegex() {
+  if (!impl_) return;
+  pcre2_match_context_free(impl_->context);
+  pcre2_match_data_free(impl_->data);
+  pcre2_code_free(impl_->code);
+}
+
+CompiledRegex::Result CompiledRegex::Search(std::string_view subject, size_t start, size_t* begin,
+                                            size_t* end) const {
+  int rc = pcre2_match(impl_->code, reinterpret_cast<PCRE2_SPTR>(subject.data()), subject.size(),
+                       start, 0, impl_->data, impl_->context);
+  if (rc == PCRE2_ERROR_NOMATCH) return Result::kNoMatch;
+  if (rc < 0) return Result::kError;
+  const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(impl_->data);
+  *begin = ovector[0];
+  *end = ovector[1];
+  return Result::kMatch;
+}
+
+// ---------------------------------------------------------------- helpers
+
+namespace {
+
+char Fold(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+
+int Base64Value(char c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '+') return 62;
+  if (c == '/') return 63;
+  return -1;
+}
+
+size_t BufferIndex(Buffer buffer) { return static_cast<size_t>(buffer); }
+constexpr size_t kBufferCount = static_cast<size_t>(Buffer::kBase64Data) + 1;
+
+bool ParseDigits(std::string_view text, rules::NumberBase base, uint64_t* value) {
+  unsigned radix = base == rules::NumberBase::kHex ? 16 : base == rules::NumberBase::kOct ? 8 : 10;
+  size_t i = 0;
+  while (i < text.size() && (text[i] == ' ' || text[i] == '\t')) ++i;
+  uint64_t v = 0;
+  size_t digits = 0;
+  for (; i < text.size(); ++i, ++digits) {
+    char c = Fold(text[i]);
+    unsigned d;
+    if (c >= '0' && c <= '9') {
+      d = static_cast<unsigned>(c - '0');
+    } else if (c >= 'a' && c <= 'f') {
+      d = static_cast<unsigned>(c - 'a' + 10);
+    } else {
+      break;
+    }
+    if (d >= radix) break;
+    v = v * radix + d;
+  }
+  *value = v;
+  return digits > 0;
+}
+
+}  // namespace
+
+size_t FindPattern(std::string_view haystack, std::string_view pattern, size_t from, size_t to,
+                   bool nocase) {
+  to = std::min(to, haystack.size());
+  if (from > to || to - from < pattern.size()) return std::string_view::npos;
+  if (!nocase) {
+    size_t pos = haystack.substr(0, to).find(pattern, from);
+    return pos;
+  }
+  for (size_t pos = from; pos + pattern.size() <= to; ++pos) {
+    size_t k = 0;
+    while (k < pattern.size() && Fold(haystack[pos + k]) == Fold(pattern[k])) ++k;
+    if (k == pattern.size()) return pos;
+  }
+  return std::string_view::npos;
+}
+
+std::string DecodeBase64Lenient(std::string_view text) {
+  std::string out;
+  uint32_t quantum = 0;
+  int have = 0;
+  for (char c : text) {
+    int v = Base64Value(c);
+    if (v < 0) {
+      if (c == '=' && have >= 2) {
+        out.push_back(static_cast<char>(quantum >> (have == 2 ? 4 : 10)));
+        if (have == 3) out.push_back(static_cast<char>(quantum >> 2));
+      }
+      break;
+    }
+    quantum = (quantum << 6) | static_cast<uint32_t>(v);
+    if (++have == 4) {
+      out.push_back(static_cast<char>(quantum >> 16));
+      out.push_back(static_cast<char>(quantum >> 8));
+      out.push_back(static_cast<char>(quantum));
+      quantum = 0;
+      have = 0;
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- matcher
+
+struct Matcher::State {
+  const Unit* unit = nullptr;
+  std::array<size_t, kBufferCount> cursor{};
+  std::optional<std::string> base64;
+  int steps = 0;
+  bool aborted = false;
+  MatchCounters* counters = nullptr;
+
+  std::optional<std::string_view> Get(Buffer buffer) const {
+    if (buffer == Buffer::kBase64Data) {
+      if (!base64) return std::nullopt;
+      return std::string_view(*base64);
+    }
+    return unit->Get(buffer);
+  }
+};
+
+Matcher::Matcher(const std::vector<rules::Detection>& detections,
+                 std::vector<std::unique_ptr<CompiledRegex>> regexes)
+    : detections_(detections), regexes_(std::move(regexes)) {}
+
+bool Matcher::Matches(const Unit& unit, MatchCounters* counters) const {
+  State state;
+  state.unit = &unit;
+  state.counters = counters;
+  bool matched = Eval(state, 0);
+  if (state.aborted) counters->step_limit_hits++;
+  return matched && !state.aborted;
+}
+
+bool Matcher::Eval(State& state, size_t index) const {
+  if (state.aborted) return false;
+  if (index == detections_.size()) return true;
+  if (++state.steps > kMaxSteps) {
+    state.aborted = true;
+    return false;
+  }
+  const rules::Detection& detection = detections_[index];
+  if (const auto* content = std::get_if<rules::ContentMatch>(&detection)) {
+    return EvalContent(state, index, *content);
+  }
+  if (const auto* pcre = std::get_if<rules::PcreMatch>(&detection)) {
+    return EvalPcre(state, index, *pcre);
+  }
+  if (const auto* isdataat = std::get_if<rules::IsDataAt>(&detection)) {
+    std::optional<std::string_view> buf = state.Get(isdataat->buffer);
+    if (!buf) return false;
+    size_t cursor = state.cursor[BufferIndex(isdataat->buffer)];
+    bool present = isdataat->relative ? cursor + isdataat->position <= buf->size()
+                                      : isdataat->position < buf->size();
+    if (present == isdataat->negated) return false;
+    return Eval(state, index + 1);
+  }
+  if (const auto* test = std::get_if<rules::ByteTest>(&detection)) {
+    std::optional<std::string_view> buf = state.Get(test->buffer);
+    if (!buf) return false;
+    int64_t at =
+        (test->relative ? static_cast<int64_t>(state.cursor[BufferIndex(test->buffer)]) : 0) +
+        test->offset;
+    if (at < 0 || static_cast<size_t>(at) + test->bytes > buf->size()) return false;
+    std::string_view field = buf->substr(static_cast<size_t>(at), test->bytes);
+    uint64_t value = 0;
+    if (test->string_base) {
+      if (!ParseDigits(field, *test->string_base, &value)) return false;
+    } else {
+      for (size_t i = 0; i < field.size(); ++i) {
+        size_t k = test->endian == rules::Endian::kBig ? i : field.size() - 1 - i;
+        value = (value << 8) | static_cast<uint8_t>(field[k]);
+      }
+    }
+    if (test->bitmask) {
+      value &= *test->bitmask;
+      if (*test->bitmask != 0) value >>= __builtin_ctzll(*test->bitmask);
+    }
+    bool result = false;
+    switch (test->op) {
+      case rules::ByteTestOperator::kLess:
+        result = value < test->value;
+        break;
+      case rules::ByteTestOperator::kGreater:
+        result = value > test->value;
+        break;
+      case rules::ByteTestOperator::kEqual:
+        result = value == test->value;
+        break;
+      case rules::ByteTestOperator::kLessEqual:
+        result = value <= test->value;
+        break;
+      case rules::ByteTestOperator::kGreaterEqual:
+        result = value >= test->value;
+        break;
+      case rules::ByteTestOperator::kAnd:
+        result = (value & test->value) != 0;
+        break;
+      case rules::ByteTestOperator::kOr:
+        result = (value ^ test->value) != 0;
+        break;
+    }
+    if (result == test->negated) return false;
+    return Eval(state, index + 1);
+  }
+  if (const auto* decode = std::get_if<rules::Base64Decode>(&detection)) {
+    std::optional<std::string_view> buf = state.Get(decode->buffer);
+    if (!buf) return false;
+    size_t from =
+        (decode->relative ? state.cursor[BufferIndex(decode->buffer)] : 0) + decode->offset;
+    std::string decoded;
+    if (from < buf->size()) {
+      std::string_view text = buf->substr(from);
+      if (decode->bytes) text = text.substr(0, *decode->bytes);
+      decoded = DecodeBase64Lenient(text);
+    }
+    if (decoded.empty()) return false;
+    std::optional<std::string> saved = std::move(state.base64);
+    size_t saved_cursor = state.cursor[BufferIndex(Buffer::kBase64Data)];
+    state.base64 = std::move(decoded);
+    state.cursor[BufferIndex(Buffer::kBase64Data)] = 0;
+    if (Eval(state, index + 1)) return true;
+    state.base64 = std::move(saved);
+    state.cursor[BufferIndex(Buffer::kBase64Data)] = saved_cursor;
+    return false;
+  }
+  const auto& size = std::get<rules::BufferSize>(detection);
+  std::optional<std::string_view> buf = state.Get(size.buffer);
+  if (!buf || !size.test.Matches(buf->size())) return false;
+  return Eval(state, index + 1);
+}
+
+bool Matcher::EvalContent(State& state, size_t index, const rules::ContentMatch& content) const {
+  std::optional<std::string_view> buf = state.Get(content.buffer);
+  if (!buf) return false;
+  size_t& cursor = state.cursor[BufferIndex(content.buffer)];
+  const size_t length = buf->size();
+  const size_t plen = content.pattern.size();
+  int64_t start = 0;
+  int64_t end = static_cast<int64_t>(length);
+  if (content.startswith) {
+    end = static_cast<int64_t>(plen);
+  } else if (content.distance || content.within) {
+    // Both count from the end of the previous match (Snort's reading, which
+    // the parser's "leaves no room" check also follows).
+    start = static_cast<int64_t>(cursor) + content.distance.value_or(0);
+    if (content.within) end = static_cast<int64_t>(cursor) + *content.within;
+  } else {
+    start = content.offset.value_or(0);
+    if (content.depth) end = start + *content.depth;
+  }
+  start = std::max<int64_t>(start, 0);
+  end = std::min<int64_t>(end, static_cast<int64_t>(length));
+  if (content.endswith) {
+    // Only an occurrence ending at the buffer's end counts.
+    if (end < static_cast<int64_t>(length) ||
+        static_cast<int64_t>(length - std::min(length, plen)) < start) {
+      start = end + 1;
+    } else {
+      start = static_cast<int64_t>(length - plen);
+    }
+  }
+  auto find = [&](int64_t from) {
+    if (from > end) return std::string_view::npos;
+    return FindPattern(*buf, content.pattern, static_cast<size_t>(from), static_cast<size_t>(end),
+                       content.nocase);
+  };
+  if (content.negated) {
+    if (find(start) != std::string_view::npos) return false;
+    return Eval(state, index + 1);
+  }
+  const size_t saved = cursor;
+  for (size_t pos = find(start); pos != std::string_view::npos;
+       pos = find(static_cast<int64_t>(pos) + 1)) {
+    cursor = pos + plen;
+    if (Eval(state, index + 1)) return true;
+    if (state.aborted) break;
+  }
+  cursor = saved;
+  return false;
+}
+
+bool Matcher::EvalPcre(State& state, size_t index, const rules::PcreMatch& pcre) const {
+  std::optional<std::string_view> buf = state.Get(pcre.buffer);
+  if (!buf) return false;
+  const CompiledRegex& regex = *regexes_[index];
+  size_t& cursor = state.cursor[BufferIndex(pcre.buffer)];
+  // A relative pcre sees the buffer from the cursor on, so `^` anchors there,
+  // as in Suricata.
+  const size_t base = pcre.modifiers.relative ? std::min(cursor, buf->size()) : 0;
+  std::string_view subject = buf->substr(base);
+  size_t begin = 0;
+  size_t end = 0;
+  CompiledRegex::Result result = regex.Search(subject, 0, &begin, &end);
+  if (result == CompiledRegex::Result::kError) {
+    state.counters->pcre_errors++;
+    return false;
+  }
+  if (pcre.negated) {
+    if (result == CompiledRegex::Result::kMatch) return false;
+    return Eval(state, index + 1);
+  }
+  const size_t saved = cursor;
+  while (result == CompiledRegex::Result::kMatch) {
+    cursor = base + end;
+    if (Eval(state, index + 1)) return true;
+    if (state.aborted || begin + 1 > subject.size()) break;
+    result = regex.Search(subject, begin + 1, &begin, &end);
+    if (result == CompiledRegex::Result::kError) state.counters->pcre_errors++;
+  }
+  cursor = saved;
+  return false;
+}
+
+}  // namespace popguard::detect

@@ -1,0 +1,79 @@
+// Exact evaluation of one rule's payload keywords on one unit, after the
+// Hyperscan prefilter named the rule a candidate. Semantics follow
+// Suricata 8's content inspection (detect-engine-content-inspection.c):
+// keywords run in rule order, each buffer has its own cursor (the end of the
+// last match in it), relative keywords continue from that cursor, and when
+// a relative keyword fails the engine backtracks to the next occurrence of
+// the content or pcre before it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "agent/detect/unit.h"
+#include "agent/rules/ast.h"
+
+namespace popguard::detect {
+
+struct MatchCounters {
+  // Evaluations abandoned because backtracking hit kMaxSteps: the rule is
+  // treated as not matching, so this is a detection loss and is exported.
+  uint64_t step_limit_hits = 0;
+  // PCRE2 match errors (match limit, depth limit): also losses.
+  uint64_t pcre_errors = 0;
+};
+
+// A pcre keyword compiled with PCRE2, owned here.
+class CompiledRegex {
+ public:
+  // nullptr and *error set when PCRE2 refuses the pattern.
+  static std::unique_ptr<CompiledRegex> Compile(const rules::PcreMatch& pcre, std::string* error);
+  ~CompiledRegex();
+  CompiledRegex(const CompiledRegex&) = delete;
+  CompiledRegex& operator=(const CompiledRegex&) = delete;
+
+  enum class Result { kMatch, kNoMatch, kError };
+  // Searches subject from `start`; on a match sets [*begin, *end).
+  Result Search(std::string_view subject, size_t start, size_t* begin, size_t* end) const;
+
+ private:
+  CompiledRegex() = default;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+class Matcher {
+ public:
+  // Backtracking steps allowed per evaluation (Suricata's
+  // detect.inspection-recursion-limit is 3000).
+  static constexpr int kMaxSteps = 3000;
+
+  // `regexes[i]` is the compiled form of detections[i] when that is a pcre.
+  Matcher(const std::vector<rules::Detection>& detections,
+          std::vector<std::unique_ptr<CompiledRegex>> regexes);
+
+  bool Matches(const Unit& unit, MatchCounters* counters) const;
+
+ private:
+  struct State;
+  bool Eval(State& state, size_t index) const;
+  bool EvalContent(State& state, size_t index, const rules::ContentMatch& content) const;
+  bool EvalPcre(State& state, size_t index, const rules::PcreMatch& pcre) const;
+
+  const std::vector<rules::Detection>& detections_;
+  std::vector<std::unique_ptr<CompiledRegex>> regexes_;
+};
+
+// Helpers shared with the tests.
+// Position of `pattern` in haystack[from, to) or npos; `nocase` folds ASCII.
+size_t FindPattern(std::string_view haystack, std::string_view pattern, size_t from, size_t to,
+                   bool nocase);
+// Suricata's base64_decode: RFC 4648 alphabet, stops at the first byte that
+// is neither alphabet nor padding, ignores a partial last quantum.
+std::string DecodeBase64Lenient(std::string_view text);
+
+}  // namespace popguard::detect

@@ -1,0 +1,231 @@
+// The rule engine on hand-made units: keyword semantics (Suricata's), the
+// Hyperscan prefilter never hiding a match, per-rule conditions, refusals.
+#include "agent/detect/engine.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "agent/detect/matcher.h"
+
+namespace popguard::detect {
+namespace {
+
+CompileResult CompileText(const std::string& text) {
+  rules::ParseResult parsed = rules::ParseRules(text, "test.rules", rules::Variables());
+  for (const auto& e : parsed.errors) ADD_FAILURE() << e.ToString();
+  return Compile(parsed.rules);
+}
+
+std::unique_ptr<RuleEngine> Engine(const std::string& text) {
+  CompileResult result = CompileText(text);
+  for (const auto& e : result.errors) ADD_FAILURE() << e.ToString();
+  return std::move(result.engine);
+}
+
+Unit Command(std::string_view verb, std::string_view args, std::string& storage) {
+  storage = std::string(verb) + (args.empty() ? "" : " ") + std::string(args) + "\r\n";
+  Unit unit;
+  unit.direction = pop3::Direction::kToServer;
+  unit.payload = storage;
+  unit.command = verb;
+  unit.args = args;
+  return unit;
+}
+
+Unit Response(std::string_view line, std::string& storage) {
+  storage = std::string(line) + "\r\n";
+  Unit unit;
+  unit.direction = pop3::Direction::kToClient;
+  unit.payload = storage;
+  unit.response = line;
+  return unit;
+}
+
+FlowTuple Tuple() {
+  FlowTuple t;
+  t.client = *rules::ParseIpAddress("192.0.2.10");
+  t.server = *rules::ParseIpAddress("198.51.100.1");
+  t.client_port = 40000;
+  t.server_port = 110;
+  return t;
+}
+
+std::vector<uint32_t> Sids(RuleEngine& engine, const Unit& unit, FlowRuleState* state = nullptr) {
+  FlowRuleState local;
+  std::vector<Alert> alerts;
+  engine.Inspect(unit, Tuple(), state ? state : &local, &alerts);
+  std::vector<uint32_t> sids;
+  for (const Alert& a : alerts) sids.push_back(a.rule->sid);
+  return sids;
+}
+
+TEST(MatcherTest, FindPatternHonoursWindowAndCase) {
+  EXPECT_EQ(FindPattern("abcABC", "ABC", 0, 6, false), 3u);
+  EXPECT_EQ(FindPattern("abcABC", "ABC", 0, 6, true), 0u);
+  EXPECT_EQ(FindPattern("abcABC", "ABC", 1, 6, true), 3u);
+  EXPECT_EQ(FindPattern("abcABC", "ABC", 0, 5, false), std::string_view::npos);
+  EXPECT_EQ(FindPattern("ab", "abc", 0, 2, false), std::string_view::npos);
+}
+
+TEST(MatcherTest, LenientBase64StopsAtFirstForeignByte) {
+  EXPECT_EQ(DecodeBase64Lenient("aGVsbG8="), "hello");
+  EXPECT_EQ(DecodeBase64Lenient("aGVsbG8gd29ybGQ"), "hello wor");
+  EXPECT_EQ(DecodeBase64Lenient("aGVs!bG8="), "hel");
+  EXPECT_EQ(DecodeBase64Lenient(""), "");
+}
+
+TEST(EngineTest, ContentOnStickyBuffersAndPayload) {
+  auto engine = Engine(
+      "alert tcp any any -> any any (msg:\"a\"; pop3.command; content:\"UIDL\"; pop3.args; "
+      "content:\"-\"; startswith; sid:1;)\n"
+      "alert tcp any any -> any any (msg:\"b\"; content:\"UIDL -\"; depth:6; sid:2;)\n"
+      "alert tcp any any -> any any (msg:\"c\"; content:\"uidl\"; nocase; content:\"-\"; "
+      "distance:1; within:2; sid:3;)\n");
+  std::string s;
+  EXPECT_EQ(Sids(*engine, Command("UIDL", "-1", s)), (std::vector<uint32_t>{1, 2, 3}));
+  EXPECT_EQ(Sids(*engine, Command("UIDL", "1-", s)), (std::vector<uint32_t>{}));
+  EXPECT_EQ(Sids(*engine, Command("UIDL", "1", s)), (std::vector<uint32_t>{}));
+}
+
+TEST(EngineTest, RelativeMatchesBacktrackToLaterOccurrences) {
+  // The first "A" is not followed by "B" within 1 byte; the second is.
+  auto engine = Engine(
+      "alert tcp any any -> any any (msg:\"a\"; content:\"A\"; content:\"B\"; distance:0; "
+      "within:1; sid:1;)\n"
+      "alert tcp any any -> any any (msg:\"p\"; content:\"A\"; pcre:\"/^B/R\"; sid:2;)\n");
+  std::string s;
+  EXPECT_EQ(Sids(*engine, Command("XA", "AxAB", s)), (std::vector<uint32_t>{1, 2}));
+  EXPECT_EQ(Sids(*engine, Command("XA", "AxAC", s)), (std::vector<uint32_t>{}));
+}
+
+TEST(EngineTest, NegatedContentAndIsdataat) {
+  auto engine = Engine(
+      "alert tcp any any -> any any (msg:\"long user\"; pop3.command; content:\"USER\"; "
+      "pop3.args; content:!\"@\"; isdataat:10; sid:1;)\n"
+      "alert tcp any any -> any any (msg:\"rel\"; content:\"USER \"; isdataat:5,relative; "
+      "sid:2;)\n");
+  std::string s;
+  EXPECT_EQ(Sids(*engine, Command("USER", "aaaaaaaaaaa", s)), (std::vector<uint32_t>{1, 2}));
+  EXPECT_EQ(Sids(*engine, Command("USER", "aaaaaaaaaa@", s)), (std::vector<uint32_t>{2}));
+  // "USER abc\r\n": 5 bytes follow "USER " (abc CR LF is 5): Suricata's
+  // relative isdataat is offset + n <= length.
+  EXPECT_EQ(Sids(*engine, Command("USER", "abc", s)), (std::vector<uint32_t>{2}));
+  EXPECT_EQ(Sids(*engine, Command("USER", "ab", s)), (std::vector<uint32_t>{}));
+}
+
+TEST(EngineTest, PcreWithoutContentIsPrefilteredAndConfirmed) {
+  auto engine = Engine(
+      "alert tcp any any -> any any (msg:\"fmt\"; pop3.args; pcre:\"/%[0-9]*[nsxp]/\"; "
+      "sid:1;)\n"
+      "alert tcp any any -> any any (msg:\"xmode\"; pop3.args; pcre:\"/ ^ - \\d /x\"; sid:2;)\n");
+  std::string s;
+  EXPECT_EQ(Sids(*engine, Command("RETR", "%s%s", s)), (std::vector<uint32_t>{1}));
+  EXPECT_EQ(Sids(*engine, Command("RETR", "%d", s)), (std::vector<uint32_t>{}));
+  EXPECT_EQ(Sids(*engine, Command("RETR", "-1", s)), (std::vector<uint32_t>{2}));
+}
+
+TEST(EngineTest, ByteTestBsizeAndBase64) {
+  auto engine = Engine(
+      "alert tcp any any -> any any (msg:\"stat\"; pop3.response; content:\"+OK \"; "
+      "byte_test:10,>,4000000000,0,relative,string,dec; sid:1;)\n"
+      "alert tcp any any -> any any (msg:\"bsize\"; pop3.args; bsize:>8; sid:2;)\n"
+      "alert tcp any any -> any any (msg:\"b64\"; pop3.args; base64_decode; "
+      "base64_data; content:\"root\"; sid:3;)\n");
+  std::string s;
+  EXPECT_EQ(Sids(*engine, Response("+OK 4294967296 100", s)), (std::vector<uint32_t>{1}));
+  EXPECT_EQ(Sids(*engine, Response("+OK 1000000000 100", s)), (std::vector<uint32_t>{}));
+  EXPECT_EQ(Sids(*engine, Command("USER", "123456789", s)), (std::vector<uint32_t>{2}));
+  EXPECT_EQ(Sids(*engine, Command("AUTH", "cm9vdA==", s)), (std::vector<uint32_t>{3}));
+  EXPECT_EQ(Sids(*engine, Command("AUTH", "dXNlcg==", s)), (std::vector<uint32_t>{}));
+}
+
+TEST(EngineTest, FlowDirectionAndHeaderPorts) {
+  auto engine = Engine(
+      "alert tcp any any -> any 110 (msg:\"to server\"; flow:to_server; content:\"+OK\"; "
+      "sid:1;)\n"
+      "alert tcp any 110 -> any any (msg:\"to client\"; flow:to_client; content:\"+OK\"; "
+      "sid:2;)\n"
+      "alert tcp any any -> any 995 (msg:\"other port\"; content:\"+OK\"; sid:3;)\n");
+  std::string s;
+  EXPECT_EQ(Sids(*engine, Response("+OK hi", s)), (std::vector<uint32_t>{2}));
+  EXPECT_EQ(Sids(*engine, Command("+OK", "", s)), (std::vector<uint32_t>{1}));
+}
+
+TEST(EngineTest, FlowbitsChainAcrossUnitsOfOneFlow) {
+  auto engine = Engine(
+      "alert tcp any any -> any any (msg:\"set\"; pop3.command; content:\"AUTH\"; "
+      "flowbits:set,auth; flowbits:noalert; sid:1;)\n"
+      "alert tcp any any -> any any (msg:\"isset\"; pop3.response; content:\"-ERR\"; "
+      "flowbits:isset,auth; sid:2;)\n");
+  std::string s;
+  FlowRuleState flow;
+  EXPECT_EQ(Sids(*engine, Response("-ERR no", s), &flow), (std::vector<uint32_t>{}));
+  EXPECT_EQ(Sids(*engine, Command("AUTH", "X", s), &flow), (std::vector<uint32_t>{}));
+  EXPECT_EQ(Sids(*engine, Response("-ERR no", s), &flow), (std::vector<uint32_t>{2}));
+  FlowRuleState other;
+  EXPECT_EQ(Sids(*engine, Response("-ERR no", s), &other), (std::vector<uint32_t>{}));
+}
+
+TEST(EngineTest, DetectionFilterAndThresholdCountPerSourceInTime) {
+  auto engine = Engine(
+      "alert tcp any any -> any any (msg:\"df\"; pop3.command; content:\"PASS\"; "
+      "detection_filter:track by_src, count 3, seconds 60; sid:1;)\n"
+      "alert tcp any any -> any any (msg:\"limit\"; pop3.command; content:\"PASS\"; "
+      "threshold:type limit, track by_src, count 1, seconds 60; sid:2;)\n");
+  std::string s;
+  std::vector<std::vector<uint32_t>> seen;
+  for (int i = 0; i < 5; ++i) {
+    Unit unit = Command("PASS", "x", s);
+    unit.timestamp_ns = int64_t{i} * 1'000'000'000;
+    seen.push_back(Sids(*engine, unit));
+  }
+  EXPECT_EQ(seen, (std::vector<std::vector<uint32_t>>{{2}, {}, {}, {1}, {1}}));
+  // A new window starts after 60 s.
+  Unit later = Command("PASS", "x", s);
+  later.timestamp_ns = int64_t{200} * 1'000'000'000;
+  EXPECT_EQ(Sids(*engine, later), (std::vector<uint32_t>{2}));
+}
+
+TEST(EngineTest, AppLayerEventRulesFireOnTheirAnomalyOnly) {
+  auto engine = Engine(
+      "alert tcp any any -> any any (msg:\"bad status\"; "
+      "app-layer-event:pop3.bad_status_token; sid:1;)\n");
+  Unit unit;
+  unit.direction = pop3::Direction::kToClient;
+  unit.anomaly = rules::Pop3Event::kBadStatusToken;
+  EXPECT_EQ(Sids(*engine, unit), (std::vector<uint32_t>{1}));
+  unit.anomaly = rules::Pop3Event::kResponseTooLong;
+  EXPECT_EQ(Sids(*engine, unit), (std::vector<uint32_t>{}));
+}
+
+TEST(EngineTest, RefusesWhatItCannotHonourNamingRuleAndOption) {
+  CompileResult result = CompileText(
+      "alert tcp any any -> any 110 (msg:\"syn\"; flags:S,12; sid:5;)\n"
+      "alert tcp any any -> any 110 (msg:\"mix\"; app-layer-event:pop3.unknown_command; "
+      "content:\"x\"; sid:6;)\n"
+      "alert tcp any any -> any 110 (msg:\"bad re\"; pcre:\"/(/\"; sid:7;)\n"
+      "alert tcp any any -> any 110 (msg:\"ok\"; content:\"x\"; sid:8;)\n");
+  ASSERT_EQ(result.errors.size(), 3u);
+  EXPECT_EQ(result.errors[0].ToString().rfind("test.rules:1: sid 5: flags:", 0), 0u)
+      << result.errors[0].ToString();
+  EXPECT_NE(result.errors[1].ToString().find("sid 6: app-layer-event"), std::string::npos);
+  EXPECT_NE(result.errors[2].ToString().find("sid 7: pcre"), std::string::npos);
+  ASSERT_TRUE(result.engine);
+  ASSERT_EQ(result.engine->rules().size(), 1u);
+  EXPECT_EQ(result.engine->rules()[0].sid, 8u);
+}
+
+TEST(EngineTest, BacktrackingIsBoundedAndCounted) {
+  // Every "a" is a candidate for the first content and none completes.
+  auto engine = Engine(
+      "alert tcp any any -> any any (msg:\"deep\"; content:\"a\"; content:\"a\"; distance:0; "
+      "content:\"a\"; distance:0; content:\"b\"; distance:0; sid:1;)\n");
+  std::string s;
+  EXPECT_EQ(Sids(*engine, Command("X", std::string(200, 'a'), s)), (std::vector<uint32_t>{}));
+  EXPECT_EQ(engine->counters().match.step_limit_hits, 1u);
+}
+
+}  // namespace
+}  // namespace popguard::detect
