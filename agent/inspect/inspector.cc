@@ -1,0 +1,311 @@
+#include "agent/inspect/inspector.h"
+
+#include <arpa/inet.h>
+
+#include <cstring>
+#include <utility>
+
+namespace popguard::inspect {
+
+namespace {
+
+detect::FlowTuple TupleOf(const pg_flow_key& key) {
+  detect::FlowTuple tuple;
+  const bool v6 = key.family == 6;
+  tuple.client.v6 = v6;
+  tuple.server.v6 = v6;
+  std::memcpy(tuple.client.bytes.data(), key.client_addr, v6 ? 16 : 4);
+  std::memcpy(tuple.server.bytes.data(), key.server_addr, v6 ? 16 : 4);
+  tuple.client_port = ntohs(key.client_port);
+  tuple.server_port = ntohs(key.server_port);
+  return tuple;
+}
+
+std::optional<rules::Pop3Event> EventNamed(std::string_view name) {
+  for (int i = 0; i <= static_cast<int>(rules::Pop3Event::kReassemblyOverlapDifferentData); ++i) {
+    auto event = static_cast<rules::Pop3Event>(i);
+    if (rules::Pop3EventName(event) == name) return event;
+  }
+  return std::nullopt;
+}
+
+// The line end a parsed line had on the wire, from its lengths.
+std::string_view LineEnd(uint64_t wire_length, size_t kept, bool truncated) {
+  if (truncated || wire_length <= kept) return "";
+  return wire_length - kept >= 2 ? "\r\n" : "\n";
+}
+
+}  // namespace
+
+struct Inspector::Conversation {
+  detect::FlowTuple tuple;
+  bool tls_port = false;
+  std::unique_ptr<pop3::Session> session;
+  std::unique_ptr<flow::StreamReassembler> client;
+  std::unique_ptr<flow::StreamReassembler> server;
+  detect::FlowRuleState rules;
+  // What a hole given up right now is: by default a loss; while skipping to
+  // a kernel status line, a body the kernel kept; while skipping to a TLS
+  // record head, record contents the kernel does not send.
+  enum class Hole { kLoss, kKeptBody, kTlsRecord };
+  Hole hole = Hole::kLoss;
+  // Scratch for the payload buffer of the unit being inspected.
+  std::string payload;
+};
+
+Inspector::Inspector(detect::RuleEngine* engine, AlertSink sink, InspectorOptions options)
+    : engine_(engine),
+      sink_(std::move(sink)),
+      options_(std::move(options)),
+      flows_(options_.flows) {
+  flows_.OnEvict(
+      [this](const pg_flow_key&, std::unique_ptr<Conversation>& conversation, flow::EvictReason) {
+        if (conversation) FlushHoles(*conversation);
+      });
+}
+
+Inspector::~Inspector() = default;
+
+Inspector::Conversation& Inspector::Find(const pg_flow_key& key, uint64_t now_ns) {
+  std::unique_ptr<Conversation>& slot = flows_.FindOrInsert(key, now_ns);
+  if (slot) return *slot;
+  counters_.flows++;
+  slot = std::make_unique<Conversation>();
+  Conversation* c = slot.get();
+  c->tuple = TupleOf(key);
+  auto port = options_.ports.find(c->tuple.server_port);
+  c->tls_port = port != options_.ports.end() && port->second == PG_PORT_POP3_TLS;
+  c->session = std::make_unique<pop3::Session>(
+      [this, c](const pop3::Event& event) { OnPop3Event(*c, event); }, options_.session);
+  c->client = std::make_unique<flow::StreamReassembler>(
+      [c](std::string_view bytes) {
+        if (!c->tls_port) c->session->OnClientData(bytes);
+      },
+      options_.reassembly);
+  c->server = std::make_unique<flow::StreamReassembler>(
+      [c](std::string_view bytes) {
+        if (!c->tls_port) c->session->OnServerData(bytes);
+      },
+      options_.reassembly);
+  c->client->OnGap([this, c](uint32_t, uint32_t len) {
+    CountHole(*c, len);
+    c->session->SkipClientBytes(len);
+  });
+  c->server->OnGap([this, c](uint32_t, uint32_t len) {
+    if (c->hole == Conversation::Hole::kKeptBody && c->session->in_body()) {
+      counters_.bodies_elided++;
+      c->session->SkipServerBytes(len, true);
+      return;
+    }
+    CountHole(*c, len);
+    c->session->SkipServerBytes(len, false);
+  });
+  auto on_conflict = [this, c](pop3::Direction direction) {
+    return [this, c, direction](uint32_t, uint32_t) {
+      counters_.overlap_conflicts++;
+      detect::Unit unit;
+      unit.direction = direction;
+      unit.timestamp_ns = now_ns_;
+      unit.anomaly = rules::Pop3Event::kReassemblyOverlapDifferentData;
+      Inspect(*c, unit);
+    };
+  };
+  c->client->OnConflict(on_conflict(pop3::Direction::kToServer));
+  c->server->OnConflict(on_conflict(pop3::Direction::kToClient));
+  return *c;
+}
+
+void Inspector::CountHole(Conversation& c, uint32_t len) {
+  if (c.hole == Conversation::Hole::kTlsRecord) {
+    counters_.tls_bytes_skipped += len;
+    return;
+  }
+  counters_.stream_gaps++;
+  counters_.stream_gap_bytes += len;
+}
+
+// Records that begin a unit of their own (a status line, a TLS record head)
+// follow whatever the kernel kept back, so the hole before them is given up
+// at once rather than waited for.
+void Inspector::AddAfterHole(Conversation& c, flow::StreamReassembler& stream, int hole,
+                             const pg_event& event, std::string_view data) {
+  if (stream.started() && flow::SeqBefore(stream.next_seq(), event.seq)) {
+    c.hole = static_cast<Conversation::Hole>(hole);
+    stream.SkipTo(event.seq);
+    c.hole = Conversation::Hole::kLoss;
+  }
+  stream.Add(event.seq, data);
+}
+
+void Inspector::OnKernelEvent(const pg_event& event) {
+  counters_.kernel_events++;
+  if (event.type < counters_.kernel_events_by_type.size()) {
+    counters_.kernel_events_by_type[event.type]++;
+  }
+  now_ns_ = static_cast<int64_t>(event.ts_ns);
+  const std::string_view data(reinterpret_cast<const char*>(event.data),
+                              std::min<size_t>(event.len, PG_EVENT_DATA));
+  switch (event.type) {
+    case PG_EV_CLIENT_DATA:
+      Find(event.key, event.ts_ns).client->Add(event.seq, data);
+      break;
+    case PG_EV_SERVER_LINE: {
+      Conversation& c = Find(event.key, event.ts_ns);
+      if (event.flags & PG_EVF_FIRST) {
+        AddAfterHole(c, *c.server, static_cast<int>(Conversation::Hole::kKeptBody), event, data);
+      } else {
+        c.server->Add(event.seq, data);
+      }
+      break;
+    }
+    case PG_EV_TLS_RECORD: {
+      // Record heads are stream bytes too: the client's first one tells the
+      // session that TLS really started after STLS, as it does without the
+      // prefilter.
+      Conversation& c = Find(event.key, event.ts_ns);
+      AddAfterHole(c, event.dir == PG_DIR_TO_SERVER ? *c.client : *c.server,
+                   static_cast<int>(Conversation::Hole::kTlsRecord), event, data);
+      break;
+    }
+    case PG_EV_BODY:
+      Find(event.key, event.ts_ns).server->Add(event.seq, data);
+      break;
+    case PG_EV_RAW: {
+      Conversation& c = Find(event.key, event.ts_ns);
+      (event.dir == PG_DIR_TO_SERVER ? c.client : c.server)->Add(event.seq, data);
+      break;
+    }
+    case PG_EV_ANOMALY:
+      if (event.anomaly < counters_.kernel_anomalies.size()) {
+        counters_.kernel_anomalies[event.anomaly]++;
+      }
+      break;
+    default:
+      // IP fragments are counted only: never legitimate POP3, dropped in
+      // prevent mode.
+      break;
+  }
+}
+
+void Inspector::OnPacket(int64_t timestamp_ns, const packet::Decoded& decoded) {
+  counters_.packets++;
+  switch (decoded.status) {
+    case packet::DecodeStatus::kNotTcp:
+      counters_.not_pop3++;
+      return;
+    case packet::DecodeStatus::kFragment:
+      counters_.fragments++;
+      return;
+    case packet::DecodeStatus::kMalformed:
+      counters_.malformed++;
+      return;
+    case packet::DecodeStatus::kTruncated:
+      counters_.truncated++;
+      if (!decoded.has_tcp) return;
+      break;
+    case packet::DecodeStatus::kTcp:
+      break;
+  }
+  const packet::TcpPacket& tcp = decoded.tcp;
+  const bool to_server = options_.ports.contains(tcp.dst_port);
+  if (!to_server && !options_.ports.contains(tcp.src_port)) {
+    counters_.not_pop3++;
+    return;
+  }
+  now_ns_ = timestamp_ns;
+  pg_flow_key key{};
+  const size_t addr_len = tcp.family == 6 ? 16 : 4;
+  std::memcpy(key.client_addr, (to_server ? tcp.src : tcp.dst).data(), addr_len);
+  std::memcpy(key.server_addr, (to_server ? tcp.dst : tcp.src).data(), addr_len);
+  key.client_port = htons(to_server ? tcp.src_port : tcp.dst_port);
+  key.server_port = htons(to_server ? tcp.dst_port : tcp.src_port);
+  key.family = tcp.family;
+  Conversation& c = Find(key, static_cast<uint64_t>(timestamp_ns));
+  flow::StreamReassembler& stream = to_server ? *c.client : *c.server;
+  uint32_t seq = tcp.seq;
+  if (tcp.flags & 0x02) {  // SYN: the stream starts after it
+    ++seq;
+    stream.Start(seq);
+  }
+  if (tcp.payload.empty()) return;
+  counters_.tcp_payload_bytes += tcp.payload.size();
+  stream.Add(
+      seq, std::string_view(reinterpret_cast<const char*>(tcp.payload.data()), tcp.payload.size()));
+}
+
+void Inspector::FlushHoles(Conversation& conversation) {
+  conversation.client->Flush();
+  conversation.server->Flush();
+}
+
+void Inspector::Finish() {
+  flows_.ForEach([this](const pg_flow_key&, std::unique_ptr<Conversation>& conversation) {
+    if (conversation) FlushHoles(*conversation);
+  });
+}
+
+void Inspector::OnPop3Event(Conversation& c, const pop3::Event& event) {
+  detect::Unit unit;
+  unit.direction = event.direction;
+  unit.timestamp_ns = now_ns_;
+  switch (event.kind) {
+    case pop3::EventKind::kCommand: {
+      const auto& command = std::get<pop3::Command>(event.payload);
+      c.payload = command.line;
+      c.payload += LineEnd(command.line_length, command.line.size(), command.truncated);
+      unit.payload = c.payload;
+      unit.command = command.verb;
+      unit.args = command.args;
+      break;
+    }
+    case pop3::EventKind::kResponse:
+    case pop3::EventKind::kResponseStart: {
+      const auto& response = std::get<pop3::Response>(event.payload);
+      // A multi-line response was inspected at its first line.
+      if (event.kind == pop3::EventKind::kResponse && response.multi_line) return;
+      c.payload = response.line;
+      c.payload += LineEnd(response.line_length, response.line.size(), response.truncated);
+      unit.payload = c.payload;
+      unit.response = response.line;
+      break;
+    }
+    case pop3::EventKind::kSaslClient: {
+      const auto& sasl = std::get<pop3::SaslMessage>(event.payload);
+      // The AUTH line carrying an initial response was inspected as a command.
+      if (!sasl.initial_response) {
+        c.payload = sasl.text + "\r\n";
+        unit.payload = c.payload;
+      }
+      unit.sasl = sasl.decoded;
+      break;
+    }
+    case pop3::EventKind::kSaslServer: {
+      // The challenge line itself was a response unit.
+      const auto& sasl = std::get<pop3::SaslMessage>(event.payload);
+      unit.sasl = sasl.decoded;
+      if (sasl.realm) unit.digest_realm = *sasl.realm;
+      break;
+    }
+    case pop3::EventKind::kAnomaly: {
+      std::optional<rules::Pop3Event> anomaly =
+          EventNamed(std::get<pop3::Anomaly>(event.payload).name);
+      if (!anomaly) return;
+      unit.anomaly = anomaly;
+      break;
+    }
+    case pop3::EventKind::kTlsStarted:
+      return;
+  }
+  Inspect(c, unit);
+}
+
+void Inspector::Inspect(Conversation& c, const detect::Unit& unit) {
+  alerts_.clear();
+  engine_->Inspect(unit, c.tuple, &c.rules, &alerts_);
+  for (const detect::Alert& alert : alerts_) {
+    counters_.alerts++;
+    sink_(alert);
+  }
+}
+
+}  // namespace popguard::inspect
