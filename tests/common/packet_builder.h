@@ -593,6 +593,12 @@ class Flow {
                 payload);
   }
 
+  // Moves a side's next sequence number on by `bytes` already sent with
+  // the *At forms (out of order, in pieces).
+  void Advance(bool to_server, uint32_t bytes) {
+    (to_server ? client_sent_ : server_sent_) += bytes;
+  }
+
   std::vector<uint8_t> FinToServer() { return ToServer({}, kFin | kAck); }
   std::vector<uint8_t> FinToClient() { return ToClient({}, kFin | kAck); }
 
