@@ -372,7 +372,7 @@ static __always_inline int pg_tcp(void *ctx, const bool xdp, struct pg_scratch *
 {
 	struct pg_flow *flow;
 	struct pg_dir_state *d;
-	__u32 payload_len, res = 0, end, from = 0;
+	__u32 payload_len, res = 0, end, from = 0, overlap = 0;
 	__u8 raw_flags = 0, dir = s->info.dir;
 	int blocked, drop = 0;
 
@@ -463,7 +463,13 @@ static __always_inline int pg_tcp(void *ctx, const bool xdp, struct pg_scratch *
 	if (p->seq != d->next_seq) {
 		if (seq_before(p->seq, d->next_seq)) {
 			pg_count(PG_CNT_OVERLAP, 1);
-			raw_flags |= PG_EVF_OVERLAP;
+			/* Once escalated the kernel frames nothing (after a gap,
+			 * next_seq only marks the furthest byte seen): the agent
+			 * reassembles, so the bytes go up as plain data. */
+			if (!(d->flags & PG_DF_ESCALATED)) {
+				raw_flags |= PG_EVF_OVERLAP;
+				overlap = d->next_seq - p->seq;
+			}
 			/* Bytes past what was inspected were not framed. */
 			if (seq_after(end, d->next_seq)) {
 				pg_escalate_dir(flow, dir);
@@ -472,6 +478,7 @@ static __always_inline int pg_tcp(void *ctx, const bool xdp, struct pg_scratch *
 		} else {
 			pg_count(PG_CNT_GAP, 1);
 			raw_flags |= PG_EVF_GAP;
+			s->info.gap_seq = d->next_seq;
 			pg_emit_anomaly(PG_AN_GAP, 0);
 			pg_escalate_dir(flow, dir);
 			d->next_seq = end;
@@ -491,8 +498,18 @@ static __always_inline int pg_tcp(void *ctx, const bool xdp, struct pg_scratch *
 
 	if (raw_flags || (d->flags & PG_DF_ESCALATED)) {
 		pg_count(PG_CNT_RAW_SEGMENTS, 1);
-		pg_send_raw(ctx, xdp, s, flow, p->payload_off, payload_len, 0, PG_EV_RAW,
-			    raw_flags);
+		/* Only the bytes already inspected are a retransmission (the
+		 * agent checks them against what it has); the rest is new
+		 * stream data and goes up without the overlap flag. */
+		if (overlap && overlap < payload_len) {
+			pg_send_raw(ctx, xdp, s, flow, p->payload_off, overlap, 0, PG_EV_RAW,
+				    raw_flags);
+			pg_send_raw(ctx, xdp, s, flow, p->payload_off, payload_len, overlap,
+				    PG_EV_RAW, raw_flags & ~PG_EVF_OVERLAP);
+		} else {
+			pg_send_raw(ctx, xdp, s, flow, p->payload_off, payload_len, 0, PG_EV_RAW,
+				    raw_flags);
+		}
 		return 0;
 	}
 

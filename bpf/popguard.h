@@ -98,7 +98,8 @@ enum pg_event_type {
 #define PG_EVF_LAST (1u << 1)      /* last chunk of this segment (or line) */
 #define PG_EVF_LINE_END (1u << 2)  /* data ends with the line's LF */
 #define PG_EVF_SASL (1u << 3)      /* line belongs to a SASL exchange */
-#define PG_EVF_OVERLAP (1u << 4)   /* raw: segment overlapped inspected bytes */
+#define PG_EVF_OVERLAP (1u << 4)   /* raw: bytes the kernel already inspected (a retransmission;
+				      the new part of a segment goes up in records without it) */
 #define PG_EVF_GAP (1u << 5)       /* raw: segment started beyond the next byte */
 #define PG_EVF_NO_STATE (1u << 6)  /* raw: the flow had no state */
 #define PG_EVF_DROPPED (1u << 7)   /* the packet was dropped (prevent mode) */
@@ -144,7 +145,11 @@ struct pg_event {
 	__u32 seq;              /* TCP sequence number of data[0] (raw, data, lines) */
 	__u32 seg_len;          /* TCP payload length of the segment */
 	__u32 seg_off;          /* offset of data[0] in that payload */
-	__u32 line_len;         /* line length so far at the end of data[] (lines) */
+	union {
+		__u32 line_len;     /* lines: line length so far at the end of data[] */
+		__u32 expected_seq; /* PG_AN_GAP: the first byte of the hole, i.e. where
+				       the direction's stream stood before it */
+	};
 	__u16 len;              /* valid bytes in data[] */
 	__u8 type;              /* enum pg_event_type */
 	__u8 dir;               /* enum pg_dir */

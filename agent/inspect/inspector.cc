@@ -22,7 +22,7 @@ detect::FlowTuple TupleOf(const pg_flow_key& key) {
 }
 
 std::optional<rules::Pop3Event> EventNamed(std::string_view name) {
-  for (int i = 0; i <= static_cast<int>(rules::Pop3Event::kReassemblyOverlapDifferentData); ++i) {
+  for (int i = 0; i <= static_cast<int>(rules::Pop3Event::kEventBudgetExceeded); ++i) {
     auto event = static_cast<rules::Pop3Event>(i);
     if (rules::Pop3EventName(event) == name) return event;
   }
@@ -45,9 +45,11 @@ struct Inspector::Conversation {
   std::unique_ptr<flow::StreamReassembler> server;
   detect::FlowRuleState rules;
   // What a hole given up right now is: by default a loss; while skipping to
-  // a kernel status line, a body the kernel kept; while skipping to a TLS
-  // record head, record contents the kernel does not send.
-  enum class Hole { kLoss, kKeptBody, kTlsRecord };
+  // a kernel status line, a body the kernel kept, terminator included; while
+  // skipping to where the kernel saw a gap, body bytes it kept (the body may
+  // go on); while skipping to a TLS record head, record contents the kernel
+  // does not send.
+  enum class Hole { kLoss, kKeptBody, kKept, kTlsRecord };
   Hole hole = Hole::kLoss;
   // Scratch for the payload buffer of the unit being inspected.
   std::string payload;
@@ -95,6 +97,10 @@ Inspector::Conversation& Inspector::Find(const pg_flow_key& key, uint64_t now_ns
     if (c->hole == Conversation::Hole::kKeptBody && c->session->in_body()) {
       counters_.bodies_elided++;
       c->session->SkipServerBytes(len, true);
+      return;
+    }
+    if (c->hole == Conversation::Hole::kKept && c->session->in_body()) {
+      c->session->SkipServerBytes(len, false);
       return;
     }
     CountHole(*c, len);
@@ -172,12 +178,54 @@ void Inspector::OnKernelEvent(const pg_event& event) {
       break;
     case PG_EV_RAW: {
       Conversation& c = Find(event.key, event.ts_ns);
-      (event.dir == PG_DIR_TO_SERVER ? c.client : c.server)->Add(event.seq, data);
+      flow::StreamReassembler& stream = event.dir == PG_DIR_TO_SERVER ? *c.client : *c.server;
+      if (event.flags & PG_EVF_OVERLAP) {
+        // A retransmission of bytes the kernel inspected: only what the
+        // agent holds can be compared; the rest was a body the kernel kept.
+        if (!stream.started()) break;
+        const uint32_t held =
+            flow::SeqBefore(event.seq, stream.next_seq()) ? stream.next_seq() - event.seq : 0;
+        counters_.overlap_bytes_unchecked += data.size() - std::min<size_t>(held, data.size());
+        stream.Add(event.seq, data.substr(0, held));
+      } else if ((event.flags & PG_EVF_NO_STATE) && (event.flags & PG_EVF_FIRST)) {
+        // The kernel lost this flow's state (LRU eviction): what it handled
+        // before went up already or was a body it kept; nothing earlier is
+        // still on its way.
+        AddAfterHole(c, stream, static_cast<int>(Conversation::Hole::kKeptBody), event, data);
+      } else {
+        stream.Add(event.seq, data);
+      }
       break;
     }
     case PG_EV_ANOMALY:
       if (event.anomaly < counters_.kernel_anomalies.size()) {
         counters_.kernel_anomalies[event.anomaly]++;
+      }
+      // The records after a gap start beyond the hole; where the stream
+      // stood lets the bytes of the hole, when they come, be placed.
+      if (event.anomaly == PG_AN_GAP) {
+        Conversation& c = Find(event.key, event.ts_ns);
+        flow::StreamReassembler& stream = event.dir == PG_DIR_TO_SERVER ? *c.client : *c.server;
+        if (!stream.started()) {
+          stream.Start(event.expected_seq);
+        } else if (flow::SeqBefore(stream.next_seq(), event.expected_seq)) {
+          // The kernel handled everything before the hole: what the agent
+          // lacks of it is body the kernel kept.
+          c.hole = Conversation::Hole::kKept;
+          stream.SkipTo(event.expected_seq);
+          c.hole = Conversation::Hole::kLoss;
+        }
+      }
+      // The other kernel anomalies restate what the session parser finds in
+      // the same bytes; a budget crossing is the one only the kernel knows.
+      if (event.anomaly == PG_AN_FLOW_BUDGET || event.anomaly == PG_AN_GLOBAL_BUDGET) {
+        Conversation& c = Find(event.key, event.ts_ns);
+        detect::Unit unit;
+        unit.direction = event.dir == PG_DIR_TO_SERVER ? pop3::Direction::kToServer
+                                                       : pop3::Direction::kToClient;
+        unit.timestamp_ns = now_ns_;
+        unit.anomaly = rules::Pop3Event::kEventBudgetExceeded;
+        Inspect(c, unit);
       }
       break;
     default:

@@ -55,6 +55,9 @@ struct InspectorCounters {
   // Losses: holes given up in a stream, and their bytes.
   uint64_t stream_gaps = 0;
   uint64_t stream_gap_bytes = 0;
+  // Retransmitted bytes the agent could not compare: the kernel kept the
+  // originals (a body). Not a loss of stream data, but unchecked.
+  uint64_t overlap_bytes_unchecked = 0;
   // Evasion attempts: overlapping segments whose bytes differ.
   uint64_t overlap_conflicts = 0;
   uint64_t alerts = 0;

@@ -26,6 +26,7 @@ struct pg_pktinfo {
 	struct pg_flow_key key;
 	__u64 now;
 	__u32 seg_seq;     /* sequence number of payload byte 0 */
+	__u32 gap_seq;     /* PG_AN_GAP: the first byte that did not come */
 	__u32 seg_len;     /* payload length */
 	__u32 win_base;    /* payload offset of buf[0] */
 	__u32 win_len;     /* valid bytes in buf */

@@ -91,7 +91,7 @@ static __always_inline int pg_anomaly_record(struct pg_scratch *s, __u32 anomaly
 	ev->seq = s->info.seg_seq;
 	ev->seg_len = s->info.seg_len;
 	ev->seg_off = 0;
-	ev->line_len = 0;
+	ev->line_len = anomaly == PG_AN_GAP ? s->info.gap_seq : 0;
 	ev->len = 0;
 	pg_submit(ev, 0);
 	return 1;

@@ -114,9 +114,11 @@ TEST_P(HeaderVariantTest, MidStreamPayloadComesUpRawAndExact) {
     EXPECT_EQ(std::string(reinterpret_cast<char*>(ev.data), ev.len), kUser);
     EXPECT_EQ(ev.seq, 7u);
     EXPECT_EQ(ev.dir, PG_DIR_TO_SERVER);
-    // The first hook finds no state; the others see the same bytes again.
+    // The first hook finds no state and escalates the flow; the others see
+    // the same bytes again, on an escalated flow, where the agent
+    // reassembles and the kernel marks no overlap.
     EXPECT_EQ(ev.flags & (PG_EVF_NO_STATE | PG_EVF_OVERLAP),
-              hook == Hook::kXdp ? PG_EVF_NO_STATE : PG_EVF_OVERLAP);
+              hook == Hook::kXdp ? PG_EVF_NO_STATE : 0u);
     EXPECT_EQ(ev.key.server_port, htons(110));
     EXPECT_EQ(ev.key.client_port, htons(40000));
     EXPECT_EQ(c[PG_CNT_MIDSTREAM_MISS], hook == Hook::kXdp ? 1u : 0u);
@@ -443,9 +445,39 @@ TEST_F(ConversationTest, OverlappingSegmentWithDifferentBytesGoesUp) {
   EXPECT_EQ(Counter(PG_CNT_OVERLAP), 1u);
   EXPECT_FALSE(Escalated(0));  // nothing new: framing is intact
   // Partly new bytes: framing is lost, the direction escalates.
+  events_.clear();
   Client(c_.flow.ToServerAt(off + 6, "ice\r\nPASS x\r\n"));
   EXPECT_TRUE(Escalated(0));
   EXPECT_TRUE(Escalated(1));
+  // The 6 bytes already inspected (off+6 to off+12) and the new ones go up
+  // apart, only the first marked as overlap: the agent compares one part
+  // and reassembles the other.
+  raw = Events(PG_EV_RAW);
+  ASSERT_EQ(raw.size(), 2u);
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(raw[0].data), raw[0].len), "ice\r\nP");
+  EXPECT_TRUE(raw[0].flags & PG_EVF_OVERLAP);
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(raw[1].data), raw[1].len), "ASS x\r\n");
+  EXPECT_FALSE(raw[1].flags & PG_EVF_OVERLAP);
+  EXPECT_EQ(raw[1].seq, raw[0].seq + 6);
+}
+
+// After a gap the hole's bytes arrive "before next_seq", but the kernel
+// never saw them: they go up as plain data, and the gap record says where
+// the hole starts.
+TEST_F(ConversationTest, HoleFilledAfterAGapIsNotAnOverlap) {
+  uint32_t off = c_.flow.ClientNextSeq() - (c_.flow.client_isn + 1);
+  const uint32_t hole_seq = c_.flow.ClientNextSeq();
+  Client(c_.flow.ToServerAt(off + 8, "PASS x\r\n"));
+  auto gap = Events(PG_EV_ANOMALY);
+  ASSERT_EQ(gap.size(), 1u);
+  EXPECT_EQ(gap[0].anomaly, PG_AN_GAP);
+  EXPECT_EQ(gap[0].expected_seq, hole_seq);
+  events_.clear();
+  Client(c_.flow.ToServerAt(off, "USER al\r\n"));
+  auto raw = Events(PG_EV_RAW);
+  ASSERT_EQ(raw.size(), 1u);
+  EXPECT_FALSE(raw[0].flags & PG_EVF_OVERLAP);
+  EXPECT_EQ(raw[0].seq, hole_seq);
 }
 
 TEST_F(ConversationTest, GapEscalatesAndEverythingGoesUpRaw) {
