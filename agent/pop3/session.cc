@@ -384,6 +384,10 @@ void Session::HandleSaslResponse(const CompleteLine& line) {
 }
 
 void Session::QueueCommand(const Command& command, uint64_t offset) {
+  // Clients wait for the greeting. A command before any server byte means
+  // there will be none (a capture that starts after it, a test rig): the
+  // first server line then answers this command.
+  if (greeting_pending_ && server_.offset == 0 && !server_.line.active) greeting_pending_ = false;
   if (pending_.size() >= options_.max_pending_commands) {
     if (!queue_overflow_reported_) {
       queue_overflow_reported_ = true;

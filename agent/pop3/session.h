@@ -3,7 +3,8 @@
 // detection engine.
 //
 // Framing follows the kernel prefilter (bpf/lib/pop3.h): the greeting comes
-// first; pipelined commands are answered in order; "LIST n", "UIDL n" and
+// first (unless a command arrives before any server byte: then there is
+// none); pipelined commands are answered in order; "LIST n", "UIDL n" and
 // every -ERR are one line; LIST, UIDL, RETR, TOP, CAPA and a bare AUTH
 // answered +OK carry a body ending at a "." line ("..": dot-stuffing);
 // "AUTH mech [initial-response]" starts SASL, where "+" challenges make the

@@ -869,24 +869,47 @@ TEST(SkipServerBytesTest, OutsideABodyDropsThePartialLine) {
 
 TEST(SkipClientBytesTest, DropsThePartialCommandLine) {
   Recorder r;
+  r.session.OnServerData(kGreeting);
   r.session.OnClientData("USER a\r\nPASS sec");
   r.session.SkipClientBytes(20);
   r.session.OnClientData("STAT\r\n");
-  ASSERT_EQ(Describe(r.events), (std::vector<std::string>{"C USER a", "C STAT"}));
-  EXPECT_EQ(r.events[1].offset, 8u + 8u + 20u);
-  EXPECT_EQ(CommandOf(r.events[1]).line, "STAT");
+  ASSERT_EQ(Describe(r.events), (std::vector<std::string>{"R +OK greeting", "C USER a", "C STAT"}));
+  EXPECT_EQ(r.events[2].offset, 8u + 8u + 20u);
+  EXPECT_EQ(CommandOf(r.events[2]).line, "STAT");
   EXPECT_EQ(r.session.pending_commands(), 2u) << "PASS was never queued";
   // Between lines only the offsets move.
   r.session.SkipClientBytes(4);
   r.session.OnClientData("NOOP\r\n");
-  ASSERT_EQ(r.events.size(), 3u);
-  EXPECT_EQ(Describe(r.events[2]), "C NOOP");
-  EXPECT_EQ(r.events[2].offset, 8u + 8u + 20u + 6u + 4u);
-  r.session.OnServerData(std::string(kGreeting) + "+OK\r\n+OK 0 0\r\n+OK\r\n");
+  ASSERT_EQ(r.events.size(), 4u);
+  EXPECT_EQ(Describe(r.events[3]), "C NOOP");
+  EXPECT_EQ(r.events[3].offset, 8u + 8u + 20u + 6u + 4u);
+  r.session.OnServerData("+OK\r\n+OK 0 0\r\n+OK\r\n");
   EXPECT_EQ(Describe(r.events),
-            (std::vector<std::string>{"C USER a", "C STAT", "C NOOP", "R +OK greeting",
+            (std::vector<std::string>{"R +OK greeting", "C USER a", "C STAT", "C NOOP",
                                       "R +OK USER", "R +OK STAT", "R +OK NOOP"}));
   EXPECT_TRUE(Anomalies(r.events).empty());
+}
+
+// A command before any server byte: no greeting will come (suricata-verify
+// pop3-auth-01 starts so), and the first server line answers the command.
+TEST(GreetingTest, CommandBeforeAnyServerByteMeansNoGreeting) {
+  Recorder r;
+  r.session.OnClientData("CAPA\r\n");
+  r.session.OnServerData("+OK Capability list follows\r\nUSER\r\n.\r\n");
+  r.session.OnClientData("USER a\r\n");
+  r.session.OnServerData("+OK\r\n");
+  EXPECT_EQ(Describe(r.events), (std::vector<std::string>{"C CAPA", "RS +OK CAPA", "R +OK CAPA 1/6",
+                                                          "C USER a", "R +OK USER"}));
+  EXPECT_TRUE(Anomalies(r.events).empty());
+}
+
+TEST(GreetingTest, CommandAfterTheGreetingStartedWaitsForIt) {
+  Recorder r;
+  r.session.OnServerData("+OK rea");
+  r.session.OnClientData("CAPA\r\n");
+  r.session.OnServerData("dy\r\n+OK\r\n.\r\n");
+  EXPECT_EQ(Describe(r.events), (std::vector<std::string>{"C CAPA", "R +OK greeting", "RS +OK CAPA",
+                                                          "R +OK CAPA 0/0"}));
 }
 
 // --- STLS ------------------------------------------------------------------------
