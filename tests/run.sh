@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one test command: on a fresh Debian 12 machine, as root, it installs
 # what is missing, configures, builds and runs every test tier through
-# ctest, repeats the unit and kernel tiers under ASan/UBSan, and runs each
+# ctest, repeats the unit, kernel and engine tiers under ASan/UBSan, and runs each
 # libFuzzer target briefly (clang build).
 #
 #   POPGUARD_TEST_LABELS=kernel tests/run.sh   # one tier (ctest -L regex)
@@ -33,9 +33,9 @@ build_and_test() {
 
 build_and_test "$root/build" "$labels" all
 if [[ -z ${POPGUARD_SKIP_SANITIZE:-} ]]; then
-  build_and_test "$root/build-asan" "unit|kernel" all -DPOPGUARD_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+  build_and_test "$root/build-asan" "unit|kernel|engine" all -DPOPGUARD_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
 fi
 if [[ -z ${POPGUARD_SKIP_FUZZ:-} ]]; then
-  build_and_test "$root/build-fuzz" fuzz "popguard_pop3_fuzz popguard_rules_fuzz popguard_flow_fuzz" \
+  build_and_test "$root/build-fuzz" fuzz "popguard_pop3_fuzz popguard_rules_fuzz popguard_flow_fuzz popguard_packet_fuzz popguard_events_fuzz" \
     -DPOPGUARD_FUZZ=ON -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++
 fi

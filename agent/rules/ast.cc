@@ -77,6 +77,8 @@ std::string_view Pop3EventName(Pop3Event event) {
       return "lf_without_cr";
     case Pop3Event::kReassemblyOverlapDifferentData:
       return "reassembly_overlap_different_data";
+    case Pop3Event::kEventBudgetExceeded:
+      return "event_budget_exceeded";
   }
   return "?";
 }

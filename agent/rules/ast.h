@@ -310,6 +310,9 @@ enum class Pop3Event {
   // Suricata's stream-event of the same name, here an app-layer event: a
   // segment overlapping bytes already seen, with different bytes.
   kReassemblyOverlapDifferentData,
+  // The kernel prefilter suppressed records of this flow (its per-flow
+  // budget) or of the host (the global one): a flood, and a loss.
+  kEventBudgetExceeded,
 };
 
 std::string_view Pop3EventName(Pop3Event event);

@@ -125,6 +125,7 @@ constexpr std::pair<std::string_view, Pop3Event> kPop3Events[] = {
     {"stls_response_injection", Pop3Event::kStlsResponseInjection},
     {"lf_without_cr", Pop3Event::kLfWithoutCr},
     {"reassembly_overlap_different_data", Pop3Event::kReassemblyOverlapDifferentData},
+    {"event_budget_exceeded", Pop3Event::kEventBudgetExceeded},
 };
 
 constexpr std::pair<std::string_view, Buffer> kStickyBuffers[] = {
@@ -218,6 +219,7 @@ Side EventSide(Pop3Event event) {
     case Pop3Event::kSaslDecodeFailure:
     case Pop3Event::kLfWithoutCr:
     case Pop3Event::kReassemblyOverlapDifferentData:
+    case Pop3Event::kEventBudgetExceeded:
       return Side::kAny;
   }
   return Side::kAny;

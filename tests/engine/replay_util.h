@@ -14,6 +14,7 @@
 #include <tuple>
 #include <vector>
 
+#include "agent/detect/kernel_plan.h"
 #include "agent/detect/load.h"
 #include "agent/replay/replay.h"
 #include "packet_builder.h"
@@ -33,6 +34,7 @@ struct Shape {
   // different bytes: first data wins, so the decoy is what gets inspected,
   // and the conflict itself must be reported.
   bool conflicting_overlap = false;
+  std::string client_ip;  // default 192.0.2.10 / 2001:db8::10
   uint16_t client_port = 40000;
   uint16_t server_port = 110;
 };
@@ -40,8 +42,10 @@ struct Shape {
 // SYN, SYN-ACK, ACK, every write in order (cut per the shape), FINs.
 inline std::vector<std::vector<uint8_t>> BuildConversation(const std::vector<Exchange>& exchanges,
                                                            const Shape& shape = {}) {
-  Flow flow(shape.v6 ? "2001:db8::10" : "192.0.2.10", shape.client_port,
-            shape.v6 ? "2001:db8::1" : "198.51.100.1", shape.server_port, shape.v6);
+  std::string client_ip = shape.client_ip;
+  if (client_ip.empty()) client_ip = shape.v6 ? "2001:db8::10" : "192.0.2.10";
+  Flow flow(client_ip, shape.client_port, shape.v6 ? "2001:db8::1" : "198.51.100.1",
+            shape.server_port, shape.v6);
   flow.vlan_ids = shape.vlans;
   std::vector<std::vector<uint8_t>> frames;
   frames.push_back(flow.Syn());
@@ -143,5 +147,43 @@ inline RunResult RunCapture(const std::string& path, const RunOptions& options =
 }
 
 inline bool IsRoot() { return geteuid() == 0; }
+
+// Frames of several conversations interleaved round-robin, one frame each
+// in turn, so the conversations overlap in time as on a busy server.
+inline std::vector<std::vector<uint8_t>> Interleave(
+    std::vector<std::vector<std::vector<uint8_t>>> conversations) {
+  std::vector<std::vector<uint8_t>> frames;
+  for (size_t i = 0;; ++i) {
+    bool any = false;
+    for (auto& conversation : conversations) {
+      if (i >= conversation.size()) continue;
+      frames.push_back(std::move(conversation[i]));
+      any = true;
+    }
+    if (!any) return frames;
+  }
+}
+
+// Every case's fire and near-miss dialogue as its own conversation, `copies`
+// times, each from its own client address so per-source counting stays per
+// conversation.
+inline std::vector<std::vector<std::vector<uint8_t>>> AllCaseConversations(Shape shape = {},
+                                                                           int copies = 1) {
+  std::vector<std::vector<std::vector<uint8_t>>> conversations;
+  uint32_t n = 0;
+  for (int copy = 0; copy < copies; ++copy) {
+    for (const RuleCase& c : RuleCases()) {
+      for (const auto* dialogue : {&c.fire, &c.near_miss}) {
+        ++n;
+        shape.client_ip =
+            shape.v6 ? "2001:db8:1::" + std::to_string(n)
+                     : "10.1." + std::to_string(n / 250) + "." + std::to_string(n % 250 + 1);
+        shape.client_port = static_cast<uint16_t>(40000 + n);
+        conversations.push_back(BuildConversation(*dialogue, shape));
+      }
+    }
+  }
+  return conversations;
+}
 
 }  // namespace popguard::test

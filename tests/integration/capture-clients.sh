@@ -191,7 +191,9 @@ WRITTEN=()
 start_tcpdump() {
   local file=$1 i
   : >"$TCPDUMP_ERR"
-  tcpdump -i "$HOST_IF" -nn -Z root --immediate-mode -w "$file" \
+  # A large buffer: GSO frames of tens of KiB arrive in bursts, and a frame
+  # tcpdump drops is a hole in the capture, not in the traffic.
+  tcpdump -i "$HOST_IF" -nn -Z root --immediate-mode -B 65536 -w "$file" \
     'tcp port 110 or tcp port 995' 2>"$TCPDUMP_ERR" 3>&- &
   TCPDUMP_PID=$!
   for ((i = 0; ; i++)); do
@@ -203,9 +205,12 @@ start_tcpdump() {
 }
 
 stop_tcpdump() {
+  local dropped
   sleep 0.3               # let the last FIN/ACK of the session go by
   stop_pid "$TCPDUMP_PID" INT
   TCPDUMP_PID=""
+  dropped=$(sed -n 's/^\([0-9]*\) packets dropped by kernel$/\1/p' "$TCPDUMP_ERR")
+  [[ ${dropped:-0} -eq 0 ]] || die "tcpdump dropped $dropped packets: the capture has holes"
 }
 
 # capture NAME LOGIN_REGEX COMMAND... : runs COMMAND under a fresh capture

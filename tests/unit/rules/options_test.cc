@@ -717,6 +717,7 @@ TEST(AppLayerEventTest, PopguardEvents) {
       {"stls_response_injection", Pop3Event::kStlsResponseInjection},
       {"lf_without_cr", Pop3Event::kLfWithoutCr},
       {"reassembly_overlap_different_data", Pop3Event::kReassemblyOverlapDifferentData},
+      {"event_budget_exceeded", Pop3Event::kEventBudgetExceeded},
   };
   for (const auto& [name, event] : kOwn) {
     EXPECT_THAT(
@@ -742,7 +743,7 @@ TEST(AppLayerEventTest, Errors) {
             "pop3.unknown_command, pop3.response_too_long, pop3.bad_status_token, "
             "pop3.unterminated_line, pop3.sasl_decode_failure, pop3.unsolicited_response, "
             "pop3.stls_command_injection, pop3.stls_response_injection, pop3.lf_without_cr, "
-            "pop3.reassembly_overlap_different_data)");
+            "pop3.reassembly_overlap_different_data, pop3.event_budget_exceeded)");
   EXPECT_THAT(ErrorOf(Rule("app-layer-event:smtp.invalid_reply; sid:1;")),
               HasSubstr("app-layer-event 'smtp.invalid_reply' is not a POP3 event"));
   EXPECT_THAT(ErrorOf(Rule("app-layer-event:pop3.response_too_long; flow:to_server; sid:1;")),

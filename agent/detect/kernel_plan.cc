@@ -1,0 +1,88 @@
+#include "agent/detect/kernel_plan.h"
+
+#include <algorithm>
+#include <array>
+#include <optional>
+#include <string_view>
+#include <utility>
+
+namespace popguard::detect {
+
+namespace {
+
+// The first line a server sends may be this long (RFC 2449 section 4).
+constexpr uint32_t kServerLineLimit = 512;
+
+constexpr std::array<std::pair<std::string_view, pg_verb>, PG__VERB_COUNT - 1> kVerbs = {{
+    {"USER", PG_VERB_USER}, {"PASS", PG_VERB_PASS}, {"APOP", PG_VERB_APOP},
+    {"AUTH", PG_VERB_AUTH}, {"STAT", PG_VERB_STAT}, {"LIST", PG_VERB_LIST},
+    {"RETR", PG_VERB_RETR}, {"DELE", PG_VERB_DELE}, {"NOOP", PG_VERB_NOOP},
+    {"RSET", PG_VERB_RSET}, {"QUIT", PG_VERB_QUIT}, {"TOP", PG_VERB_TOP},
+    {"UIDL", PG_VERB_UIDL}, {"CAPA", PG_VERB_CAPA}, {"STLS", PG_VERB_STLS},
+}};
+
+// A rule of the shape "this verb, arguments longer than N": the verb and N.
+std::optional<std::pair<size_t, uint64_t>> VerbArgumentLength(const rules::Rule& rule) {
+  std::optional<size_t> verb;
+  std::optional<uint64_t> longer_than;
+  for (const rules::Detection& d : rule.detections) {
+    if (const auto* content = std::get_if<rules::ContentMatch>(&d)) {
+      if (content->buffer != rules::Buffer::kPop3Command || content->negated) continue;
+      for (size_t i = 0; i < kVerbs.size(); ++i) {
+        if (kVerbs[i].first == content->pattern) verb = i;
+      }
+    } else if (const auto* size = std::get_if<rules::BufferSize>(&d)) {
+      if (size->buffer != rules::Buffer::kPop3Args) continue;
+      if (size->test.op == rules::Comparison::kGreater) longer_than = size->test.value;
+      if (size->test.op == rules::Comparison::kGreaterEqual && size->test.value > 0) {
+        longer_than = size->test.value - 1;
+      }
+    } else if (const auto* at = std::get_if<rules::IsDataAt>(&d)) {
+      if (at->buffer == rules::Buffer::kPop3Args && !at->relative && !at->negated) {
+        longer_than = at->position;
+      }
+    }
+  }
+  if (!verb || !longer_than) return std::nullopt;
+  return std::pair(*verb, *longer_than);
+}
+
+}  // namespace
+
+pg_config SmallestBudgets(pg_config base) {
+  base.flow_budget_burst = kMinFlowBudgetBurst;
+  base.flow_budget_rate = kMinFlowBudgetRate;
+  base.global_budget_burst = kMinGlobalBudgetBurst;
+  base.global_budget_rate = kMinGlobalBudgetRate;
+  return base;
+}
+
+KernelPlan PlanKernel(const std::vector<rules::Rule>& rules, pg_config base) {
+  KernelPlan plan;
+  plan.config = base;
+  plan.config.body_inspection = 0;
+  plan.config.server_line_threshold = kServerLineLimit;
+  for (const rules::Rule& rule : rules) {
+    const auto shape = VerbArgumentLength(rule);
+    if (!shape) continue;
+    const auto [index, longer_than] = *shape;
+    const std::string_view verb = kVerbs[index].first;
+    // The shortest line whose arguments are longer: verb, one blank, the
+    // arguments, LF. Lines padded with extra blanks reach it sooner; the
+    // kernel counts bytes, not arguments.
+    const uint64_t shortest = verb.size() + 1 + longer_than + 1 + 1;
+    const auto limit = static_cast<uint32_t>(std::min<uint64_t>(shortest - 1, UINT32_MAX));
+    const pg_verb id = kVerbs[index].second;
+    const bool drops = rule.header.action == rules::Action::kDrop ||
+                       rule.header.action == rules::Action::kReject;
+    uint32_t& slot = drops ? plan.config.verb_hard_limit[id] : plan.config.verb_threshold[id];
+    if (slot == 0 || limit < slot) slot = limit;
+    plan.notes.push_back("sid " + std::to_string(rule.sid) + ": " + std::string(verb) +
+                         " lines over " + std::to_string(limit) + " bytes " +
+                         (drops ? "are dropped in the kernel in prevent mode"
+                                : "raise an anomaly in the kernel"));
+  }
+  return plan;
+}
+
+}  // namespace popguard::detect

@@ -1,0 +1,110 @@
+// Differential soundness of the kernel prefilter (DESIGN.md, rule 1): the
+// alerts with it equal the alerts without it, also when its flow map is so
+// small that flows are evicted mid-stream and when its budgets are the
+// smallest the agent configures; a flood past a budget is itself an alert.
+#include <gtest/gtest.h>
+
+#include "agent/detect/kernel_plan.h"
+#include "replay_util.h"
+
+namespace popguard::test {
+namespace {
+
+class SoundnessTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!IsRoot()) GTEST_SKIP() << "loading the kernel programs needs root";
+  }
+
+  // Every case at once, interleaved, in the given shape: three copies make
+  // three times as many concurrent flows as the tiny map holds.
+  std::string AllCases(const TempDir& dir, Shape shape = {}) {
+    const std::string pcap = dir.File("all.pcap");
+    WritePcap(pcap, Interleave(AllCaseConversations(shape, 3)));
+    return pcap;
+  }
+
+  static RunResult Without(const std::string& pcap) {
+    RunOptions options;
+    options.prefilter = false;
+    return RunCapture(pcap, options);
+  }
+};
+
+TEST_F(SoundnessTest, TinyFlowMapEvictsMidStreamAndAlertsStayTheSame) {
+  TempDir dir;
+  const std::string pcap = AllCases(dir);
+  RunOptions tiny;
+  tiny.flow_map_entries = 64;
+  RunResult with = RunCapture(pcap, tiny);
+  RunResult without = Without(pcap);
+  ASSERT_TRUE(with.stats.kernel);
+  // The map really evicted: segments arrived for flows it no longer knew.
+  EXPECT_GT((*with.stats.kernel)[PG_CNT_MIDSTREAM_MISS], 0u);
+  EXPECT_FALSE(without.alerts.empty());
+  EXPECT_EQ(with.alerts, without.alerts);
+}
+
+TEST_F(SoundnessTest, SmallestBudgetsKeepEverySessionWhole) {
+  TempDir dir;
+  const std::string pcap = AllCases(dir);
+  RunOptions smallest;
+  smallest.kernel_config = detect::SmallestBudgets(DefaultConfig());
+  RunResult with = RunCapture(pcap, smallest);
+  ASSERT_TRUE(with.stats.kernel);
+  EXPECT_EQ((*with.stats.kernel)[PG_CNT_BUDGET_FLOW], 0u);
+  EXPECT_EQ((*with.stats.kernel)[PG_CNT_BUDGET_GLOBAL], 0u);
+  EXPECT_EQ(with.alerts, Without(pcap).alerts);
+}
+
+TEST_F(SoundnessTest, SmallestBudgetsAndTinyMapTogetherOnIpv6) {
+  TempDir dir;
+  Shape v6;
+  v6.v6 = true;
+  const std::string pcap = AllCases(dir, v6);
+  RunOptions both;
+  both.flow_map_entries = 64;
+  both.kernel_config = detect::SmallestBudgets(DefaultConfig());
+  EXPECT_EQ(RunCapture(pcap, both).alerts, Without(pcap).alerts);
+}
+
+// One byte per segment costs a record per byte: an attacker who floods the
+// kernel to blind it crosses the flow budget, and that is an alert.
+TEST_F(SoundnessTest, FloodPastTheFlowBudgetIsAnAlert) {
+  TempDir dir;
+  Shape one_byte;
+  one_byte.segment = 1;
+  const std::string pcap = dir.File("flood.pcap");
+  WritePcap(pcap, BuildConversation(RuleCases().front().fire, one_byte));
+  RunOptions smallest;
+  smallest.kernel_config = detect::SmallestBudgets(DefaultConfig());
+  RunResult with = RunCapture(pcap, smallest);
+  ASSERT_TRUE(with.stats.kernel);
+  EXPECT_GT((*with.stats.kernel)[PG_CNT_BUDGET_FLOW], 0u);
+  EXPECT_TRUE(with.Sids().contains(9100021));
+}
+
+TEST_F(SoundnessTest, EveryCaseInEveryShapeAgreesCaseByCase) {
+  // Near misses too: the prefilter must not create alerts either.
+  TempDir dir;
+  size_t runs = 0;
+  for (const RuleCase& c : RuleCases()) {
+    for (const auto* dialogue : {&c.fire, &c.near_miss}) {
+      for (size_t segment : {size_t{3}, size_t{1400}}) {
+        Shape shape;
+        shape.segment = segment;
+        const std::string pcap = dir.File("case.pcap");
+        WritePcap(pcap, BuildConversation(*dialogue, shape));
+        RunOptions tiny;
+        tiny.flow_map_entries = 64;
+        EXPECT_EQ(RunCapture(pcap, tiny).alerts, Without(pcap).alerts)
+            << c.name << " segment " << segment;
+        ++runs;
+      }
+    }
+  }
+  EXPECT_EQ(runs, RuleCases().size() * 4);
+}
+
+}  // namespace
+}  // namespace popguard::test
