@@ -19,7 +19,9 @@ function(popguard_fuzz_target name entry library)
   list(TRANSFORM lib_sources PREPEND "${lib_dir}/")
   add_executable(${name} ${entry} ${lib_sources})
   target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR})
-  target_compile_options(${name} PRIVATE -fsanitize=fuzzer,address,undefined)
+  # UBSan findings must fail the run, as ASan findings do.
+  target_compile_options(${name} PRIVATE -fsanitize=fuzzer,address,undefined
+                                         -fno-sanitize-recover=undefined)
   target_link_options(${name} PRIVATE -fsanitize=fuzzer,address,undefined)
   add_test(NAME ${name}_smoke COMMAND ${name} -max_total_time=${POPGUARD_FUZZ_SECONDS})
   set_tests_properties(${name}_smoke PROPERTIES LABELS fuzz)
