@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/detect/kernel_plan.h"
 #include "agent/detect/load.h"
 #include "agent/output/eve.h"
 #include "agent/replay/replay.h"
@@ -86,6 +87,7 @@ int RunReplay(const std::string& pcap, const std::vector<std::string>& rule_path
   replay::ReplayOptions options;
   options.capture_path = pcap;
   options.prefilter = !no_prefilter;
+  options.kernel_config = detect::PlanKernel(loaded.engine->rules(), DefaultConfig()).config;
   uint64_t alerts = 0;
   replay::ReplayStats stats;
   try {
@@ -129,7 +131,12 @@ int main(int argc, char** argv) {
   replay->add_flag("--no-prefilter", no_prefilter,
                    "Send every TCP payload straight to the agent (no kernel programs, no root)");
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    // Usage errors exit 2, as getopt-style tools do; --help exits 0.
+    return app.exit(error) == 0 ? 0 : 2;
+  }
   if (replay->parsed()) return RunReplay(pcap, rule_paths, no_prefilter);
   return 0;
 }

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/detect/kernel_plan.h"
 #include "agent/detect/load.h"
 
 namespace {
@@ -15,6 +16,12 @@ int CheckRules(const std::vector<std::string>& paths) {
   for (const auto& warning : loaded.warnings) {
     std::cerr << warning.location.file << ':' << warning.location.line
               << ": warning: " << warning.message << '\n';
+  }
+  // What the rules ask of the kernel, as the agent will configure it.
+  if (loaded.engine) {
+    const popguard::detect::KernelPlan plan =
+        popguard::detect::PlanKernel(loaded.engine->rules(), pg_config{});
+    for (const std::string& note : plan.notes) std::cout << "kernel: " << note << '\n';
   }
   const size_t count = loaded.engine ? loaded.engine->rules().size() : 0;
   std::cout << count << " rules compiled from " << loaded.files.size() << " file(s), "
@@ -35,7 +42,12 @@ int main(int argc, char** argv) {
   CLI::App* check = rules->add_subcommand(
       "check", "Compile rules as the agent would; errors as file:line: message; exit 1 on any");
   check->add_option("PATH", paths, "Rule file or directory of *.rules")->required();
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    // Usage errors exit 2, as getopt-style tools do; --help exits 0.
+    return app.exit(error) == 0 ? 0 : 2;
+  }
   if (check->parsed()) return CheckRules(paths);
   return 0;
 }

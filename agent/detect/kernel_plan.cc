@@ -21,29 +21,36 @@ constexpr std::array<std::pair<std::string_view, pg_verb>, PG__VERB_COUNT - 1> k
     {"UIDL", PG_VERB_UIDL}, {"CAPA", PG_VERB_CAPA}, {"STLS", PG_VERB_STLS},
 }};
 
-// A rule of the shape "this verb, arguments longer than N": the verb and N.
+// A rule that is exactly "this verb, arguments longer than N" (nothing
+// else to match, so every such line matches it): the verb and N.
 std::optional<std::pair<size_t, uint64_t>> VerbArgumentLength(const rules::Rule& rule) {
   std::optional<size_t> verb;
   std::optional<uint64_t> longer_than;
   for (const rules::Detection& d : rule.detections) {
-    if (const auto* content = std::get_if<rules::ContentMatch>(&d)) {
-      if (content->buffer != rules::Buffer::kPop3Command || content->negated) continue;
+    const auto* content = std::get_if<rules::ContentMatch>(&d);
+    const auto* size = std::get_if<rules::BufferSize>(&d);
+    const auto* at = std::get_if<rules::IsDataAt>(&d);
+    if (content && content->buffer == rules::Buffer::kPop3Command && !content->negated &&
+        !verb) {
       for (size_t i = 0; i < kVerbs.size(); ++i) {
         if (kVerbs[i].first == content->pattern) verb = i;
       }
-    } else if (const auto* size = std::get_if<rules::BufferSize>(&d)) {
-      if (size->buffer != rules::Buffer::kPop3Args) continue;
-      if (size->test.op == rules::Comparison::kGreater) longer_than = size->test.value;
-      if (size->test.op == rules::Comparison::kGreaterEqual && size->test.value > 0) {
-        longer_than = size->test.value - 1;
-      }
-    } else if (const auto* at = std::get_if<rules::IsDataAt>(&d)) {
-      if (at->buffer == rules::Buffer::kPop3Args && !at->relative && !at->negated) {
-        longer_than = at->position;
-      }
+      if (!verb) return std::nullopt;
+    } else if (size && size->buffer == rules::Buffer::kPop3Command) {
+      // bsize on the verb only pins it to exactly the content.
+    } else if (size && size->buffer == rules::Buffer::kPop3Args && !longer_than &&
+               (size->test.op == rules::Comparison::kGreater ||
+                (size->test.op == rules::Comparison::kGreaterEqual && size->test.value > 0))) {
+      longer_than = size->test.op == rules::Comparison::kGreater ? size->test.value
+                                                                 : size->test.value - 1;
+    } else if (at && at->buffer == rules::Buffer::kPop3Args && !at->relative && !at->negated &&
+               !longer_than) {
+      longer_than = at->position;
+    } else {
+      return std::nullopt;
     }
   }
-  if (!verb || !longer_than) return std::nullopt;
+  if (!verb || !longer_than || rule.dsize || !rule.flowbits.empty()) return std::nullopt;
   return std::pair(*verb, *longer_than);
 }
 
@@ -67,11 +74,11 @@ KernelPlan PlanKernel(const std::vector<rules::Rule>& rules, pg_config base) {
     if (!shape) continue;
     const auto [index, longer_than] = *shape;
     const std::string_view verb = kVerbs[index].first;
-    // The shortest line whose arguments are longer: verb, one blank, the
-    // arguments, LF. Lines padded with extra blanks reach it sooner; the
-    // kernel counts bytes, not arguments.
-    const uint64_t shortest = verb.size() + 1 + longer_than + 1 + 1;
-    const auto limit = static_cast<uint32_t>(std::min<uint64_t>(shortest - 1, UINT32_MAX));
+    // The longest line the rule lets through: verb, one blank, N bytes of
+    // arguments, CR LF. Longer lines have longer arguments, or padding no
+    // client sends (extra blanks); the kernel counts bytes, not arguments.
+    const auto limit =
+        static_cast<uint32_t>(std::min<uint64_t>(verb.size() + 1 + longer_than + 2, UINT32_MAX));
     const pg_verb id = kVerbs[index].second;
     const bool drops = rule.header.action == rules::Action::kDrop ||
                        rule.header.action == rules::Action::kReject;

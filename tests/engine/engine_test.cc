@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/detect/kernel_plan.h"
 #include "agent/detect/matcher.h"
 
 namespace popguard::detect {
@@ -225,6 +226,64 @@ TEST(EngineTest, BacktrackingIsBoundedAndCounted) {
   std::string s;
   EXPECT_EQ(Sids(*engine, Command("X", std::string(200, 'a'), s)), (std::vector<uint32_t>{}));
   EXPECT_EQ(engine->counters().match.step_limit_hits, 1u);
+}
+
+}  // namespace
+}  // namespace popguard::detect
+
+namespace popguard::detect {
+namespace {
+
+std::vector<rules::Rule> ParseOnly(const std::string& text) {
+  rules::ParseResult parsed = rules::ParseRules(text, "plan.rules", rules::Variables());
+  for (const auto& e : parsed.errors) ADD_FAILURE() << e.ToString();
+  return parsed.rules;
+}
+
+TEST(KernelPlanTest, ArgumentLengthRulesSetVerbLimits) {
+  KernelPlan plan = PlanKernel(
+      ParseOnly("drop tcp any any -> any 110 (msg:\"u\"; pop3.command; content:\"USER\"; bsize:4; "
+                "pop3.args; bsize:>254; sid:1;)\n"
+                "alert tcp any any -> any 110 (msg:\"p\"; pop3.command; content:\"PASS\"; "
+                "pop3.args; isdataat:511; sid:2;)\n"
+                "alert tcp any any -> any 110 (msg:\"p2\"; pop3.command; content:\"PASS\"; "
+                "pop3.args; bsize:>=300; sid:3;)\n"),
+      pg_config{});
+  // "USER " + 254 bytes + CR LF is the longest line sid 1 lets through.
+  EXPECT_EQ(plan.config.verb_hard_limit[PG_VERB_USER], 4u + 1 + 254 + 2);
+  EXPECT_EQ(plan.config.verb_threshold[PG_VERB_USER], 0u);
+  // The tighter of two rules on one verb wins.
+  EXPECT_EQ(plan.config.verb_threshold[PG_VERB_PASS], 4u + 1 + 299 + 2);
+  EXPECT_EQ(plan.config.verb_hard_limit[PG_VERB_PASS], 0u);
+  EXPECT_EQ(plan.config.server_line_threshold, 512u);
+  EXPECT_EQ(plan.config.body_inspection, 0u);
+  ASSERT_EQ(plan.notes.size(), 3u);
+  EXPECT_EQ(plan.notes[0],
+            "sid 1: USER lines over 261 bytes are dropped in the kernel in prevent mode");
+}
+
+// A rule that also needs something else would have the kernel drop lines
+// the rule does not match.
+TEST(KernelPlanTest, RulesWithMoreConditionsSetNothing) {
+  KernelPlan plan = PlanKernel(
+      ParseOnly("drop tcp any any -> any 110 (msg:\"u\"; pop3.command; content:\"UIDL\"; "
+                "pop3.args; bsize:>0; pcre:!\"/^\\d{1,10}$/\"; sid:1;)\n"
+                "drop tcp any any -> any 110 (msg:\"x\"; pop3.command; content:\"XTND\"; "
+                "pop3.args; bsize:>128; sid:2;)\n"),
+      pg_config{});
+  for (uint32_t v = 0; v < PG_VERB_MAX; ++v) {
+    EXPECT_EQ(plan.config.verb_hard_limit[v], 0u) << v;
+    EXPECT_EQ(plan.config.verb_threshold[v], 0u) << v;
+  }
+  EXPECT_TRUE(plan.notes.empty());
+}
+
+TEST(KernelPlanTest, SmallestBudgetsAreTheFloors) {
+  pg_config config = SmallestBudgets(pg_config{});
+  EXPECT_EQ(config.flow_budget_burst, kMinFlowBudgetBurst);
+  EXPECT_EQ(config.flow_budget_rate, kMinFlowBudgetRate);
+  EXPECT_EQ(config.global_budget_burst, kMinGlobalBudgetBurst);
+  EXPECT_EQ(config.global_budget_rate, kMinGlobalBudgetRate);
 }
 
 }  // namespace

@@ -134,7 +134,9 @@ inline RunResult RunCapture(const std::string& path, const RunOptions& options =
   replay_options.capture_path = path;
   replay_options.prefilter = options.prefilter;
   replay_options.flow_map_entries = options.flow_map_entries;
-  replay_options.kernel_config = options.kernel_config;
+  // As the agent does: the rules decide the kernel's thresholds.
+  replay_options.kernel_config =
+      detect::PlanKernel(loaded.engine->rules(), options.kernel_config).config;
   if (options.prefilter) replay_options.kernel = SharedKernel(options.flow_map_entries);
   RunResult result;
   result.stats = replay::Replay(replay_options, loaded.engine.get(), [&](const detect::Alert& a) {
