@@ -1,6 +1,7 @@
 #include "agent/detect/engine.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <set>
 #include <utility>
@@ -34,6 +35,130 @@ std::string Escape(std::string_view bytes) {
   return out;
 }
 
+// The buffers that are slices of the payload line: a literal of theirs
+// occurs in the payload too (the verb in any case), so one scan of the
+// payload finds the candidates of all four.
+bool InPayload(Buffer buffer) {
+  return buffer == Buffer::kPayload || buffer == Buffer::kPop3Command ||
+         buffer == Buffer::kPop3Args || buffer == Buffer::kPop3Response;
+}
+
+// The words of a pcre that is only a choice of words, `^(?:A|B|C)$` or
+// `^A$`: rules that pick verbs that way are indexed by the words as
+// literals. Empty when the pcre is anything else.
+std::vector<std::string> WordAlternatives(const rules::PcreMatch& pcre) {
+  std::string_view r = pcre.regex;
+  if (pcre.negated || pcre.modifiers.relative || r.size() < 3 || r.front() != '^' ||
+      r.back() != '$') {
+    return {};
+  }
+  r = r.substr(1, r.size() - 2);
+  if (r.starts_with("(?:") && r.ends_with(")")) r = r.substr(3, r.size() - 4);
+  std::vector<std::string> words;
+  for (size_t start = 0; start <= r.size();) {
+    size_t bar = r.find('|', start);
+    if (bar == std::string_view::npos) bar = r.size();
+    std::string_view word = r.substr(start, bar - start);
+    if (word.empty()) return {};
+    for (char c : word) {
+      if (!std::isalnum(static_cast<unsigned char>(c))) return {};
+    }
+    words.emplace_back(word);
+    start = bar + 1;
+  }
+  return words;
+}
+
+struct Pattern {
+  std::string expression;
+  unsigned flags;
+  unsigned id;
+};
+
+// Shorter literals match most lines (`+OK`, `%`): a regex in prefilter
+// mode then names fewer candidates.
+constexpr size_t kSelectiveLiteral = 4;
+
+bool HyperscanAccepts(const std::string& regex, unsigned flags) {
+  hs_database_t* probe = nullptr;
+  hs_compile_error_t* error = nullptr;
+  if (hs_compile(regex.c_str(), flags, HS_MODE_BLOCK, nullptr, &probe, &error) != HS_SUCCESS) {
+    hs_free_compile_error(error);
+    return false;
+  }
+  hs_free_database(probe);
+  return true;
+}
+
+// Puts the rule's index patterns in `patterns` (per scanned buffer); false
+// when nothing can index it. In order of preference: the marked fast
+// pattern, a selective literal, a choice of words, a plain pcre in
+// Hyperscan's prefilter mode (a superset of its matches), a short literal.
+bool IndexRule(const rules::Rule& rule, unsigned id, std::vector<std::vector<Pattern>>* patterns) {
+  auto add = [&](Buffer buffer, std::string expression, unsigned flags) {
+    (*patterns)[BufferSlot(buffer)].push_back(
+        {std::move(expression), flags | HS_FLAG_SINGLEMATCH, id});
+  };
+  const rules::ContentMatch* fast = nullptr;
+  for (const rules::Detection& d : rule.detections) {
+    const auto* content = std::get_if<rules::ContentMatch>(&d);
+    if (!content || content->negated || content->buffer == Buffer::kBase64Data ||
+        content->pattern.empty()) {
+      continue;
+    }
+    if (content->fast_pattern) {
+      fast = content;
+      break;
+    }
+    if (!fast || content->pattern.size() > fast->pattern.size()) fast = content;
+  }
+  auto add_literal = [&] {
+    std::string_view literal = fast->pattern;
+    if (fast->fast_pattern && fast->fast_pattern->slice_offset) {
+      literal =
+          literal.substr(*fast->fast_pattern->slice_offset, *fast->fast_pattern->slice_length);
+    }
+    // The verb buffer is upper-cased; in the payload it is as sent.
+    const bool caseless = fast->nocase || fast->buffer == Buffer::kPop3Command;
+    add(InPayload(fast->buffer) ? Buffer::kPayload : fast->buffer, Escape(literal),
+        caseless ? HS_FLAG_CASELESS : 0);
+    return true;
+  };
+  if (fast && (fast->fast_pattern || fast->pattern.size() >= kSelectiveLiteral)) {
+    return add_literal();
+  }
+  for (const rules::Detection& d : rule.detections) {
+    const auto* pcre = std::get_if<rules::PcreMatch>(&d);
+    if (!pcre || !InPayload(pcre->buffer)) continue;
+    const std::vector<std::string> words = WordAlternatives(*pcre);
+    for (const std::string& word : words) add(Buffer::kPayload, Escape(word), HS_FLAG_CASELESS);
+    if (!words.empty()) return true;
+  }
+  for (const rules::Detection& d : rule.detections) {
+    const auto* pcre = std::get_if<rules::PcreMatch>(&d);
+    if (!pcre || pcre->negated || pcre->modifiers.relative || pcre->modifiers.extended ||
+        pcre->buffer == Buffer::kBase64Data) {
+      continue;
+    }
+    const unsigned flags = HS_FLAG_PREFILTER | HS_FLAG_ALLOWEMPTY |
+                           (pcre->modifiers.caseless ? HS_FLAG_CASELESS : 0) |
+                           (pcre->modifiers.dotall ? HS_FLAG_DOTALL : 0) |
+                           (pcre->modifiers.multiline ? HS_FLAG_MULTILINE : 0);
+    if (!HyperscanAccepts(pcre->regex, flags | HS_FLAG_SINGLEMATCH)) continue;
+    // A status line starts the payload, which only adds the line end: a
+    // regex with no end anchor that matches one matches the other.
+    const bool on_payload = pcre->buffer == Buffer::kPayload ||
+                            (pcre->buffer == Buffer::kPop3Response && !pcre->modifiers.multiline &&
+                             pcre->regex.find('$') == std::string::npos &&
+                             pcre->regex.find("\\z") == std::string::npos &&
+                             pcre->regex.find("\\Z") == std::string::npos);
+    add(on_payload ? Buffer::kPayload : pcre->buffer, pcre->regex, flags);
+    return true;
+  }
+  if (fast) return add_literal();
+  return false;
+}
+
 rules::Diagnostic Problem(const rules::Rule& rule, const std::string& message) {
   return {rule.location, "sid " + std::to_string(rule.sid) + ": " + message};
 }
@@ -53,6 +178,10 @@ struct RuleEngine::Compiled {
   // Unit buffers the rule reads; a unit lacking one cannot match.
   uint32_t required_buffers = 0;
   std::vector<std::pair<rules::FlowbitsCommand, std::vector<size_t>>> flowbits;
+  // Size tests that do not depend on a cursor, checked before the matcher
+  // runs: most candidates fail one (an overflow rule on a normal line).
+  std::vector<const rules::BufferSize*> sizes;
+  std::vector<const rules::IsDataAt*> positions;
   bool any_of = false;
   bool alerts = true;
 };
@@ -66,11 +195,6 @@ CompileResult Compile(std::vector<rules::Rule> rules) {
   CompileResult result;
   std::unique_ptr<RuleEngine> engine(new RuleEngine());
 
-  struct Pattern {
-    std::string expression;
-    unsigned flags;
-    unsigned id;
-  };
   std::vector<std::vector<Pattern>> patterns(kUnitBuffers.size());
 
   for (rules::Rule& rule : rules) {
@@ -145,58 +269,10 @@ CompileResult Compile(std::vector<rules::Rule> rules) {
     }
 
     const size_t index = engine->rules_.size();
-    // The fast pattern: marked, else the longest positive content.
-    const rules::ContentMatch* fast = nullptr;
-    for (const rules::Detection& d : rule.detections) {
-      const auto* content = std::get_if<rules::ContentMatch>(&d);
-      if (!content || content->negated || content->buffer == Buffer::kBase64Data ||
-          content->pattern.empty()) {
-        continue;
-      }
-      if (content->fast_pattern) {
-        fast = content;
-        break;
-      }
-      if (!fast || content->pattern.size() > fast->pattern.size()) fast = content;
-    }
-    if (fast) {
-      std::string_view literal = fast->pattern;
-      if (fast->fast_pattern && fast->fast_pattern->slice_offset) {
-        literal =
-            literal.substr(*fast->fast_pattern->slice_offset, *fast->fast_pattern->slice_length);
-      }
-      unsigned flags = HS_FLAG_SINGLEMATCH | (fast->nocase ? HS_FLAG_CASELESS : 0);
-      patterns[BufferSlot(fast->buffer)].push_back(
-          {Escape(literal), flags, static_cast<unsigned>(index)});
-    } else if (rule.app_layer_events.empty()) {
-      // A plain pcre can stand in, in prefilter mode (a superset of its
-      // matches), when Hyperscan accepts its syntax.
-      bool indexed = false;
-      for (const rules::Detection& d : rule.detections) {
-        const auto* pcre = std::get_if<rules::PcreMatch>(&d);
-        if (!pcre || pcre->negated || pcre->modifiers.relative || pcre->modifiers.extended ||
-            pcre->buffer == Buffer::kBase64Data) {
-          continue;
-        }
-        unsigned flags = HS_FLAG_SINGLEMATCH | HS_FLAG_PREFILTER | HS_FLAG_ALLOWEMPTY |
-                         (pcre->modifiers.caseless ? HS_FLAG_CASELESS : 0) |
-                         (pcre->modifiers.dotall ? HS_FLAG_DOTALL : 0) |
-                         (pcre->modifiers.multiline ? HS_FLAG_MULTILINE : 0);
-        hs_database_t* probe = nullptr;
-        hs_compile_error_t* error = nullptr;
-        if (hs_compile(pcre->regex.c_str(), flags, HS_MODE_BLOCK, nullptr, &probe, &error) ==
-            HS_SUCCESS) {
-          hs_free_database(probe);
-          patterns[BufferSlot(pcre->buffer)].push_back(
-              {pcre->regex, flags, static_cast<unsigned>(index)});
-          indexed = true;
-          break;
-        }
-        hs_free_compile_error(error);
-      }
-      if (!indexed) engine->unindexed_.push_back(index);
-    } else {
+    if (!rule.app_layer_events.empty()) {
       engine->by_event_[static_cast<int>(rule.app_layer_events.front())].push_back(index);
+    } else if (!IndexRule(rule, static_cast<unsigned>(index), &patterns)) {
+      engine->unindexed_.push_back(index);
     }
     compiled->regexes = std::move(regexes);
     engine->rules_.push_back(std::move(rule));
@@ -207,6 +283,16 @@ CompileResult Compile(std::vector<rules::Rule> rules) {
   for (size_t i = 0; i < engine->rules_.size(); ++i) {
     RuleEngine::Compiled& c = *engine->compiled_[i];
     c.matcher = std::make_unique<Matcher>(engine->rules_[i].detections, std::move(c.regexes));
+    for (const rules::Detection& d : engine->rules_[i].detections) {
+      if (const auto* size = std::get_if<rules::BufferSize>(&d);
+          size && size->buffer != Buffer::kBase64Data) {
+        c.sizes.push_back(size);
+      }
+      if (const auto* at = std::get_if<rules::IsDataAt>(&d);
+          at && !at->relative && at->buffer != Buffer::kBase64Data) {
+        c.positions.push_back(at);
+      }
+    }
   }
 
   engine->databases_.assign(kUnitBuffers.size(), nullptr);
@@ -397,6 +483,14 @@ void RuleEngine::Evaluate(size_t index, const Unit& unit, const FlowTuple& tuple
   if (!HeaderMatches(rule, unit, tuple)) return;
   if (rule.dsize && (!unit.payload || !rule.dsize->Matches(unit.payload->size()))) return;
   if (!FlowbitsHold(compiled, *flow)) return;
+  for (const rules::BufferSize* size : compiled.sizes) {
+    std::optional<std::string_view> buffer = unit.Get(size->buffer);
+    if (!buffer || !size->test.Matches(buffer->size())) return;
+  }
+  for (const rules::IsDataAt* at : compiled.positions) {
+    std::optional<std::string_view> buffer = unit.Get(at->buffer);
+    if (!buffer || (at->position < buffer->size()) == at->negated) return;
+  }
   counters_.candidates++;
   if (!compiled.matcher->Matches(unit, &counters_.match)) return;
   counters_.matches++;

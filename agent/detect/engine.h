@@ -4,11 +4,15 @@
 // the per-rule conditions: header, flow direction, flowbits, threshold and
 // detection_filter.
 //
-// Each rule contributes its fast pattern to the database of its buffer (the
-// content marked fast_pattern, else the longest positive content, as Snort
-// and Suricata choose); a rule with no usable content but a plain pcre
-// contributes that pcre in Hyperscan's prefilter mode; the rest are checked
-// on every unit carrying the buffers they read.
+// Each rule contributes its fast pattern (the content marked fast_pattern,
+// else the longest positive content, as Snort and Suricata choose). The
+// payload, verb, arguments and status line of a unit are all slices of one
+// line, so their literals share one database scanned over the payload: one
+// scan per line. A rule with no usable content but a pcre that is a choice
+// of words contributes the words; else a plain pcre goes in Hyperscan's
+// prefilter mode to its buffer's database; the rest are checked on every
+// unit carrying the buffers they read. Size tests that need no cursor run
+// before the exact matcher.
 //
 // Rules the engine cannot honour are refused at compile time with an error
 // naming the rule and the option, never loaded half-understood.

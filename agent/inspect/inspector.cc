@@ -221,8 +221,8 @@ void Inspector::OnKernelEvent(const pg_event& event) {
       if (event.anomaly == PG_AN_FLOW_BUDGET || event.anomaly == PG_AN_GLOBAL_BUDGET) {
         Conversation& c = Find(event.key, event.ts_ns);
         detect::Unit unit;
-        unit.direction = event.dir == PG_DIR_TO_SERVER ? pop3::Direction::kToServer
-                                                       : pop3::Direction::kToClient;
+        unit.direction =
+            event.dir == PG_DIR_TO_SERVER ? pop3::Direction::kToServer : pop3::Direction::kToClient;
         unit.timestamp_ns = now_ns_;
         unit.anomaly = rules::Pop3Event::kEventBudgetExceeded;
         Inspect(c, unit);
@@ -292,16 +292,17 @@ void Inspector::Finish() {
   });
 }
 
-void Inspector::OnPop3Event(Conversation& c, const pop3::Event& event) {
+std::optional<detect::Unit> UnitOf(const pop3::Event& event, int64_t timestamp_ns,
+                                   std::string* payload) {
   detect::Unit unit;
   unit.direction = event.direction;
-  unit.timestamp_ns = now_ns_;
+  unit.timestamp_ns = timestamp_ns;
   switch (event.kind) {
     case pop3::EventKind::kCommand: {
       const auto& command = std::get<pop3::Command>(event.payload);
-      c.payload = command.line;
-      c.payload += LineEnd(command.line_length, command.line.size(), command.truncated);
-      unit.payload = c.payload;
+      *payload = command.line;
+      *payload += LineEnd(command.line_length, command.line.size(), command.truncated);
+      unit.payload = *payload;
       unit.command = command.verb;
       unit.args = command.args;
       break;
@@ -310,10 +311,10 @@ void Inspector::OnPop3Event(Conversation& c, const pop3::Event& event) {
     case pop3::EventKind::kResponseStart: {
       const auto& response = std::get<pop3::Response>(event.payload);
       // A multi-line response was inspected at its first line.
-      if (event.kind == pop3::EventKind::kResponse && response.multi_line) return;
-      c.payload = response.line;
-      c.payload += LineEnd(response.line_length, response.line.size(), response.truncated);
-      unit.payload = c.payload;
+      if (event.kind == pop3::EventKind::kResponse && response.multi_line) return std::nullopt;
+      *payload = response.line;
+      *payload += LineEnd(response.line_length, response.line.size(), response.truncated);
+      unit.payload = *payload;
       unit.response = response.line;
       break;
     }
@@ -321,8 +322,8 @@ void Inspector::OnPop3Event(Conversation& c, const pop3::Event& event) {
       const auto& sasl = std::get<pop3::SaslMessage>(event.payload);
       // The AUTH line carrying an initial response was inspected as a command.
       if (!sasl.initial_response) {
-        c.payload = sasl.text + "\r\n";
-        unit.payload = c.payload;
+        *payload = sasl.text + "\r\n";
+        unit.payload = *payload;
       }
       unit.sasl = sasl.decoded;
       break;
@@ -337,14 +338,18 @@ void Inspector::OnPop3Event(Conversation& c, const pop3::Event& event) {
     case pop3::EventKind::kAnomaly: {
       std::optional<rules::Pop3Event> anomaly =
           EventNamed(std::get<pop3::Anomaly>(event.payload).name);
-      if (!anomaly) return;
+      if (!anomaly) return std::nullopt;
       unit.anomaly = anomaly;
       break;
     }
     case pop3::EventKind::kTlsStarted:
-      return;
+      return std::nullopt;
   }
-  Inspect(c, unit);
+  return unit;
+}
+
+void Inspector::OnPop3Event(Conversation& c, const pop3::Event& event) {
+  if (std::optional<detect::Unit> unit = UnitOf(event, now_ns_, &c.payload)) Inspect(c, *unit);
 }
 
 void Inspector::Inspect(Conversation& c, const detect::Unit& unit) {

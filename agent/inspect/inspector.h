@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -62,6 +63,12 @@ struct InspectorCounters {
   uint64_t overlap_conflicts = 0;
   uint64_t alerts = 0;
 };
+
+// The unit a POP3 event becomes (detect/unit.h), or nullopt for events
+// rules do not see (a multi-line response's end, the switch to TLS). Its
+// views point into `event` and `*payload`, which holds the payload buffer.
+std::optional<detect::Unit> UnitOf(const pop3::Event& event, int64_t timestamp_ns,
+                                   std::string* payload);
 
 class Inspector {
  public:
