@@ -31,6 +31,7 @@
 #include "agent/detect/unit.h"
 #include "agent/pop3/session.h"
 #include "agent/replay/replay.h"
+#include "bench_util.h"
 #include "packet_builder.h"
 #include "pcap_writer.h"
 #include "replay_util.h"
@@ -78,11 +79,6 @@ class PathError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
-
-double Median(std::vector<double> v) {
-  std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
-  return v[v.size() / 2];
-}
 
 double ThreadCpuNs() {
   timespec ts;
@@ -1047,12 +1043,7 @@ void BM_EscalatedByteRatio(benchmark::State& state) {
 }
 
 int Main(int argc, char** argv) {
-  // Floor and engine rounds must share one core: on a shared VM the cores
-  // are not equally loaded.
-  cpu_set_t cpu;
-  CPU_ZERO(&cpu);
-  CPU_SET(sched_getcpu(), &cpu);
-  sched_setaffinity(0, sizeof(cpu), &cpu);
+  PinToCurrentCpu();
 
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "agent/prefilter/prefilter.h"
+#include "bench_util.h"
 #include "floor_bpf.skel.h"
 #include "flow_key.h"
 #include "packet_builder.h"
@@ -121,11 +122,6 @@ uint32_t RunFloor(int fd, std::span<const uint8_t> frame) {
   }
   if (opts.retval != XDP_PASS) throw PathError("the floor did not return XDP_PASS");
   return opts.duration;
-}
-
-double Median(std::vector<double> v) {
-  std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
-  return v[v.size() / 2];
 }
 
 // Alternates floor and subject rounds so that both see the same machine,
@@ -458,12 +454,7 @@ std::function<void(benchmark::State&)> OnPrefilter(Case (*make)(Harness&)) {
 }
 
 int Main(int argc, char** argv) {
-  // Floor and subject rounds must share one core: on a shared VM the
-  // cores are not equally loaded.
-  cpu_set_t cpu;
-  CPU_ZERO(&cpu);
-  CPU_SET(sched_getcpu(), &cpu);
-  sched_setaffinity(0, sizeof(cpu), &cpu);
+  PinToCurrentCpu();
 
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
