@@ -75,9 +75,16 @@ struct Pattern {
   unsigned id;
 };
 
-// Shorter literals match most lines (`+OK`, `%`): a regex in prefilter
-// mode then names fewer candidates.
-constexpr size_t kSelectiveLiteral = 4;
+// Whether a literal names few lines. Short words and status tokens (`+OK`,
+// `OK`) occur on most POP3 lines, where a regex in prefilter mode or a
+// choice of words names fewer candidates; a rare symbol (`%`, `*`, `-`) is
+// selective however short.
+bool Selective(std::string_view literal) {
+  if (literal.size() >= 4) return true;
+  return std::any_of(literal.begin(), literal.end(), [](char c) {
+    return !std::isalnum(static_cast<unsigned char>(c)) && c != ' ' && c != '+';
+  });
+}
 
 bool HyperscanAccepts(const std::string& regex, unsigned flags) {
   hs_database_t* probe = nullptr;
@@ -93,7 +100,7 @@ bool HyperscanAccepts(const std::string& regex, unsigned flags) {
 // Puts the rule's index patterns in `patterns` (per scanned buffer); false
 // when nothing can index it. In order of preference: the marked fast
 // pattern, a selective literal, a choice of words, a plain pcre in
-// Hyperscan's prefilter mode (a superset of its matches), a short literal.
+// Hyperscan's prefilter mode (a superset of its matches), a common literal.
 bool IndexRule(const rules::Rule& rule, unsigned id, std::vector<std::vector<Pattern>>* patterns) {
   auto add = [&](Buffer buffer, std::string expression, unsigned flags) {
     (*patterns)[BufferSlot(buffer)].push_back(
@@ -124,7 +131,7 @@ bool IndexRule(const rules::Rule& rule, unsigned id, std::vector<std::vector<Pat
         caseless ? HS_FLAG_CASELESS : 0);
     return true;
   };
-  if (fast && (fast->fast_pattern || fast->pattern.size() >= kSelectiveLiteral)) {
+  if (fast && (fast->fast_pattern || Selective(fast->pattern))) {
     return add_literal();
   }
   for (const rules::Detection& d : rule.detections) {
