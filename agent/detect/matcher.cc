@@ -7,6 +7,8 @@
 #include <array>
 #include <cstring>
 
+#include "agent/pop3/sasl.h"
+
 namespace popguard::detect {
 
 using rules::Buffer;
@@ -83,15 +85,6 @@ namespace {
 
 char Fold(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
 
-int Base64Value(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
-
 size_t BufferIndex(Buffer buffer) { return static_cast<size_t>(buffer); }
 constexpr size_t kBufferCount = static_cast<size_t>(Buffer::kBase64Data) + 1;
 
@@ -141,7 +134,7 @@ std::string DecodeBase64Lenient(std::string_view text) {
   uint32_t quantum = 0;
   int have = 0;
   for (char c : text) {
-    int v = Base64Value(c);
+    int v = pop3::Base64Sextet(c);
     if (v < 0) {
       if (c == '=' && have >= 2) {
         out.push_back(static_cast<char>(quantum >> (have == 2 ? 4 : 10)));

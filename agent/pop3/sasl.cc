@@ -6,8 +6,12 @@
 namespace popguard::pop3 {
 namespace {
 
-// The value of a base64 alphabet character, or -1.
-int SextetOf(char c) {
+// libcurl receives challenges as C strings.
+std::string_view UpToNul(std::string_view text) { return text.substr(0, text.find('\0')); }
+
+}  // namespace
+
+int Base64Sextet(char c) {
   if (c >= 'A' && c <= 'Z') return c - 'A';
   if (c >= 'a' && c <= 'z') return c - 'a' + 26;
   if (c >= '0' && c <= '9') return c - '0' + 52;
@@ -15,11 +19,6 @@ int SextetOf(char c) {
   if (c == '/') return 63;
   return -1;
 }
-
-// libcurl receives challenges as C strings.
-std::string_view UpToNul(std::string_view text) { return text.substr(0, text.find('\0')); }
-
-}  // namespace
 
 std::optional<std::string> DecodeBase64(std::string_view text) {
   if (text.size() % 4 != 0) return std::nullopt;
@@ -36,7 +35,7 @@ std::optional<std::string> DecodeBase64(std::string_view text) {
         quantum <<= 6;
         continue;
       }
-      const int sextet = SextetOf(text[i + j]);
+      const int sextet = Base64Sextet(text[i + j]);
       if (sextet < 0) return std::nullopt;
       quantum = quantum << 6 | static_cast<uint32_t>(sextet);
     }
@@ -62,7 +61,7 @@ std::string DecodeBase64LikeLibcurl728(std::string_view text) {
     unsigned long x = 0;
     for (size_t i = 0; i < 4; ++i) {
       const char c = text[q * 4 + i];
-      const int sextet = SextetOf(c);
+      const int sextet = Base64Sextet(c);
       if (sextet >= 0) {
         x = (x << 6) + static_cast<unsigned long>(sextet);
       } else if (c == '=') {

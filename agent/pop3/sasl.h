@@ -11,6 +11,9 @@
 
 namespace popguard::pop3 {
 
+// The value of an RFC 4648 base64 alphabet character, or -1.
+int Base64Sextet(char c);
+
 // RFC 4648 section 4 base64: the standard alphabet only, a length that is a
 // multiple of four, "=" only as one or two trailing pad characters. Returns
 // nullopt for anything else; the empty string decodes to the empty string.
