@@ -21,14 +21,6 @@ detect::FlowTuple TupleOf(const pg_flow_key& key) {
   return tuple;
 }
 
-std::optional<rules::Pop3Event> EventNamed(std::string_view name) {
-  for (int i = 0; i <= static_cast<int>(rules::Pop3Event::kEventBudgetExceeded); ++i) {
-    auto event = static_cast<rules::Pop3Event>(i);
-    if (rules::Pop3EventName(event) == name) return event;
-  }
-  return std::nullopt;
-}
-
 // The line end a parsed line had on the wire, from its lengths.
 std::string_view LineEnd(uint64_t wire_length, size_t kept, bool truncated) {
   if (truncated || wire_length <= kept) return "";
@@ -337,7 +329,7 @@ std::optional<detect::Unit> UnitOf(const pop3::Event& event, int64_t timestamp_n
     }
     case pop3::EventKind::kAnomaly: {
       std::optional<rules::Pop3Event> anomaly =
-          EventNamed(std::get<pop3::Anomaly>(event.payload).name);
+          rules::Pop3EventNamed(std::get<pop3::Anomaly>(event.payload).name);
       if (!anomaly) return std::nullopt;
       unit.anomaly = anomaly;
       break;

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <iterator>
 #include <string>
 
 namespace popguard::rules {
@@ -49,39 +50,42 @@ std::string_view BufferName(Buffer buffer) {
   return "?";
 }
 
+namespace {
+
+// In declaration order, so the position of a name is its enumerator.
+constexpr std::string_view kPop3EventNames[] = {
+    "too_many_transactions",
+    "request_too_long",
+    "incorrect_argument_count",
+    "unknown_command",
+    "response_too_long",
+    "bad_status_token",
+    "unterminated_line",
+    "sasl_decode_failure",
+    "unsolicited_response",
+    "stls_command_injection",
+    "stls_response_injection",
+    "lf_without_cr",
+    "reassembly_overlap_different_data",
+    "event_budget_exceeded",
+};
+static_assert(std::size(kPop3EventNames) ==
+              static_cast<size_t>(Pop3Event::kEventBudgetExceeded) + 1);
+
+}  // namespace
+
 std::string_view Pop3EventName(Pop3Event event) {
-  switch (event) {
-    case Pop3Event::kTooManyTransactions:
-      return "too_many_transactions";
-    case Pop3Event::kRequestTooLong:
-      return "request_too_long";
-    case Pop3Event::kIncorrectArgumentCount:
-      return "incorrect_argument_count";
-    case Pop3Event::kUnknownCommand:
-      return "unknown_command";
-    case Pop3Event::kResponseTooLong:
-      return "response_too_long";
-    case Pop3Event::kBadStatusToken:
-      return "bad_status_token";
-    case Pop3Event::kUnterminatedLine:
-      return "unterminated_line";
-    case Pop3Event::kSaslDecodeFailure:
-      return "sasl_decode_failure";
-    case Pop3Event::kUnsolicitedResponse:
-      return "unsolicited_response";
-    case Pop3Event::kStlsCommandInjection:
-      return "stls_command_injection";
-    case Pop3Event::kStlsResponseInjection:
-      return "stls_response_injection";
-    case Pop3Event::kLfWithoutCr:
-      return "lf_without_cr";
-    case Pop3Event::kReassemblyOverlapDifferentData:
-      return "reassembly_overlap_different_data";
-    case Pop3Event::kEventBudgetExceeded:
-      return "event_budget_exceeded";
-  }
-  return "?";
+  return kPop3EventNames[static_cast<size_t>(event)];
 }
+
+std::optional<Pop3Event> Pop3EventNamed(std::string_view name) {
+  for (size_t i = 0; i < std::size(kPop3EventNames); ++i) {
+    if (kPop3EventNames[i] == name) return static_cast<Pop3Event>(i);
+  }
+  return std::nullopt;
+}
+
+std::span<const std::string_view> Pop3EventNames() { return kPop3EventNames; }
 
 bool IntegerTest::Matches(uint64_t x) const {
   switch (op) {

@@ -7,6 +7,7 @@
 #include <array>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -123,7 +124,7 @@ enum class Buffer {
   // `pop3.digest_realm`: the realm libcurl 7.26-7.28.1 would copy out of a
   // DIGEST-MD5 challenge (CVE-2013-0249), decoded its lenient way
   kPop3DigestRealm,
-  kBase64Data,    // `base64_data`: the output of the last base64_decode
+  kBase64Data,  // `base64_data`: the output of the last base64_decode
 };
 
 std::string_view BufferName(Buffer buffer);
@@ -316,6 +317,9 @@ enum class Pop3Event {
 };
 
 std::string_view Pop3EventName(Pop3Event event);
+std::optional<Pop3Event> Pop3EventNamed(std::string_view name);
+// Every name, in declaration order (the last enumerator is the budget one).
+std::span<const std::string_view> Pop3EventNames();
 
 struct Reference {
   std::string type;

@@ -111,23 +111,6 @@ constexpr std::string_view kForeignPrefixes[] = {
     "ldap.",   "file.", "email.", "mime.", "websocket.", "pgsql.",    "nfs",  "tftp",
     "dhcp.",   "sd_",   "ssl_",   "gtp_",  "cip_",       "s7commplus"};
 
-constexpr std::pair<std::string_view, Pop3Event> kPop3Events[] = {
-    {"too_many_transactions", Pop3Event::kTooManyTransactions},
-    {"request_too_long", Pop3Event::kRequestTooLong},
-    {"incorrect_argument_count", Pop3Event::kIncorrectArgumentCount},
-    {"unknown_command", Pop3Event::kUnknownCommand},
-    {"response_too_long", Pop3Event::kResponseTooLong},
-    {"bad_status_token", Pop3Event::kBadStatusToken},
-    {"unterminated_line", Pop3Event::kUnterminatedLine},
-    {"sasl_decode_failure", Pop3Event::kSaslDecodeFailure},
-    {"unsolicited_response", Pop3Event::kUnsolicitedResponse},
-    {"stls_command_injection", Pop3Event::kStlsCommandInjection},
-    {"stls_response_injection", Pop3Event::kStlsResponseInjection},
-    {"lf_without_cr", Pop3Event::kLfWithoutCr},
-    {"reassembly_overlap_different_data", Pop3Event::kReassemblyOverlapDifferentData},
-    {"event_budget_exceeded", Pop3Event::kEventBudgetExceeded},
-};
-
 constexpr std::pair<std::string_view, Buffer> kStickyBuffers[] = {
     {"pop3.command", Buffer::kPop3Command},          {"pop3.args", Buffer::kPop3Args},
     {"pop3.response", Buffer::kPop3Response},        {"pop3.sasl", Buffer::kPop3Sasl},
@@ -1341,10 +1324,10 @@ bool OptionParser::OnAppLayerEvent(const RawOption& option) {
   constexpr std::string_view kPrefix = "pop3.";
   std::optional<Pop3Event> event;
   if (name.substr(0, kPrefix.size()) == kPrefix)
-    event = Lookup(kPop3Events, name.substr(kPrefix.size()));
+    event = Pop3EventNamed(name.substr(kPrefix.size()));
   if (!event) {
     std::string known;
-    for (const auto& [event_name, value] : kPop3Events) {
+    for (std::string_view event_name : Pop3EventNames()) {
       known += (known.empty() ? "" : ", ") + std::string(kPrefix) + std::string(event_name);
     }
     return Fail(option.value_offset,
