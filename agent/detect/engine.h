@@ -84,7 +84,6 @@ class RuleEngine {
   RuleEngine() = default;
 
   struct Compiled;
-  struct ThresholdKey;
   struct ThresholdState {
     int64_t window_start_ns = 0;
     uint64_t hits = 0;

@@ -43,6 +43,7 @@ namespace {
 using test::AlertKey;
 using test::Exchange;
 using test::Flow;
+using test::KeyOf;
 
 // ---------------------------------------------------------------- parameters
 
@@ -420,16 +421,6 @@ std::optional<StoredUnit> UnitOf(const pop3::Event& event, int64_t now_ns) {
   u.digest_realm = own(unit->digest_realm);
   u.kind = unit->anomaly ? "anomaly" : unit->command ? "command" : unit->sasl ? "sasl" : "response";
   return u;
-}
-
-AlertKey KeyOf(const detect::Alert& a) {
-  uint64_t flow = (uint64_t{a.tuple.client_port} << 16) | a.tuple.server_port;
-  return {a.rule->sid,
-          static_cast<int>(a.direction),
-          a.command,
-          a.args,
-          a.response.empty() ? a.anomaly : a.response,
-          flow};
 }
 
 std::unique_ptr<detect::RuleEngine> LoadEngine() {

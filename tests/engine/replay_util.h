@@ -97,6 +97,16 @@ inline std::string ShippedRules() { return std::string(POPGUARD_SOURCE_DIR) + "/
 // multi-line response is finished when the next line arrives).
 using AlertKey = std::tuple<uint32_t, int, std::string, std::string, std::string, uint64_t>;
 
+inline AlertKey KeyOf(const detect::Alert& a) {
+  const uint64_t flow = (uint64_t{a.tuple.client_port} << 16) | a.tuple.server_port;
+  return {a.rule->sid,
+          static_cast<int>(a.direction),
+          a.command,
+          a.args,
+          a.response.empty() ? a.anomaly : a.response,
+          flow};
+}
+
 struct RunResult {
   std::vector<AlertKey> alerts;  // sorted
   replay::ReplayStats stats;
@@ -139,11 +149,8 @@ inline RunResult RunCapture(const std::string& path, const RunOptions& options =
       detect::PlanKernel(loaded.engine->rules(), options.kernel_config).config;
   if (options.prefilter) replay_options.kernel = SharedKernel(options.flow_map_entries);
   RunResult result;
-  result.stats = replay::Replay(replay_options, loaded.engine.get(), [&](const detect::Alert& a) {
-    uint64_t flow = (uint64_t{a.tuple.client_port} << 16) | a.tuple.server_port;
-    result.alerts.emplace_back(a.rule->sid, static_cast<int>(a.direction), a.command, a.args,
-                               a.response.empty() ? a.anomaly : a.response, flow);
-  });
+  result.stats = replay::Replay(replay_options, loaded.engine.get(),
+                                [&](const detect::Alert& a) { result.alerts.push_back(KeyOf(a)); });
   std::sort(result.alerts.begin(), result.alerts.end());
   return result;
 }
