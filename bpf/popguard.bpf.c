@@ -16,6 +16,9 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+/* Flow ids are handed out across CPUs and hooks. */
+__u64 pg_next_flow_id;
+
 static __always_inline long pg_load(void *ctx, const bool xdp, __u32 off, void *to, __u32 len)
 {
 	if (xdp)
@@ -346,6 +349,7 @@ static __always_inline struct pg_flow *pg_flow_new(struct pg_scratch *s, const s
 
 	__builtin_memset(f, 0, sizeof(*f));
 	f->created_ns = pg_now(s);
+	f->id = (__u32)__sync_fetch_and_add(&pg_next_flow_id, 1) + 1;
 	f->respq[0] = PG_RK_GREETING;
 	f->q_tail = 1;
 	if (port_kind == PG_PORT_POP3_TLS) {

@@ -11,7 +11,7 @@
 
 #include <linux/types.h>
 
-#define PG_EVENT_DATA 256     /* payload bytes carried by one event record */
+#define PG_EVENT_DATA 256     /* most payload bytes one event record carries */
 #define PG_RESPQ_LEN 8        /* pipelined responses the kernel can expect */
 #define PG_LINE_HEAD 16       /* bytes of a line kept to parse verb/status */
 #define PG_VERB_MAX 16        /* verbs with their own length thresholds */
@@ -62,6 +62,7 @@ enum pg_counter {
 	PG_CNT_PAYLOAD_BYTES_TO_CLIENT,
 	PG_CNT_EVENTS,            /* records submitted to the ring buffer */
 	PG_CNT_EVENT_BYTES,       /* payload bytes inside those records */
+	PG_CNT_RECORD_BYTES,      /* ring-buffer bytes those records took, headers included */
 	PG_CNT_RINGBUF_FULL,      /* loss: bpf_ringbuf_reserve failed */
 	PG_CNT_BUDGET_FLOW,       /* loss: record suppressed by the per-flow budget */
 	PG_CNT_BUDGET_GLOBAL,     /* loss: record suppressed by the global budget */
@@ -90,10 +91,14 @@ enum pg_event_type {
 	PG_EV_RAW = 4,         /* an escalated segment, unparsed; reassemble by seq */
 	PG_EV_FRAGMENT = 5,    /* an IP fragment, from the IP header on */
 	PG_EV_TLS_RECORD = 6,  /* a TLS record head: 5-byte header and what follows */
-	PG_EV_ANOMALY = 7,     /* see pg_event.anomaly */
+	PG_EV_ANOMALY = 7,     /* see PG_EVH_ANOMALY(meta) */
 };
 
-/* Flags of pg_event.flags. */
+/* Set in pg_event_head.type when the flow key follows the head. */
+#define PG_EVH_KEY 0x80u
+#define PG_EVH_TYPE_MASK 0x7fu
+
+/* Flags of pg_event_head.flags. */
 #define PG_EVF_FIRST (1u << 0)     /* first chunk of this segment (or line) */
 #define PG_EVF_LAST (1u << 1)      /* last chunk of this segment (or line) */
 #define PG_EVF_LINE_END (1u << 2)  /* data ends with the line's LF */
@@ -138,27 +143,35 @@ struct pg_flow_key {
 	__u8 pad[3];
 };
 
-/* One fixed-size ring-buffer record (the verifier needs a constant size). */
-struct pg_event {
-	__u64 ts_ns;            /* pg clock: capture time in replay, monotonic live */
-	struct pg_flow_key key;
-	__u32 seq;              /* TCP sequence number of data[0] (raw, data, lines) */
-	__u32 seg_len;          /* TCP payload length of the segment */
-	__u32 seg_off;          /* offset of data[0] in that payload */
-	union {
-		__u32 line_len;     /* lines: line length so far at the end of data[] */
-		__u32 expected_seq; /* PG_AN_GAP: the first byte of the hole, i.e. where
-				       the direction's stream stood before it */
-	};
-	__u16 len;              /* valid bytes in data[] */
-	__u8 type;              /* enum pg_event_type */
-	__u8 dir;               /* enum pg_dir */
-	__u8 hook;              /* enum pg_hook */
-	__u8 flags;             /* PG_EVF_* */
-	__u8 anomaly;           /* enum pg_anomaly (PG_EV_ANOMALY) */
+/*
+ * A ring-buffer record is this 16-byte head, then the flow key when the
+ * type has PG_EVH_KEY, then data bytes up to the record's end: a record is
+ * as long as what it carries (the ring buffer keeps each record's size).
+ * Most records are one short command or status line, so a fixed record
+ * would be mostly padding. A flow's key goes up with its first record (and
+ * with every record of a flow the kernel holds no state for, flow_id 0);
+ * later records name the flow by its id. The agent can find an id it has
+ * forgotten in pg_flows, whose values carry it.
+ */
+struct pg_event_head {
+	__u32 ts_us;   /* pg clock in microseconds, low 32 bits: the agent extends
+			  it from its own reading of the same clock */
+	__u32 flow_id; /* pg_flow.id; 0: the flow has no state in the kernel */
+	__u32 seq;     /* TCP sequence number of the first data byte; PG_AN_GAP:
+			  the first byte of the hole, where the stream stood */
+	__u8 type;     /* enum pg_event_type | PG_EVH_KEY */
+	__u8 flags;    /* PG_EVF_* */
+	__u8 meta;     /* direction, hook and anomaly: PG_EVH_META() */
 	__u8 pad;
-	__u8 data[PG_EVENT_DATA];
 };
+
+#define PG_EVH_META(dir, hook, anomaly) (((dir) & 1) | ((hook) & 3) << 1 | ((anomaly) & 31) << 3)
+#define PG_EVH_DIR(meta) ((meta) & 1)
+#define PG_EVH_HOOK(meta) (((meta) >> 1) & 3)
+#define PG_EVH_ANOMALY(meta) ((meta) >> 3)
+
+/* The largest record. */
+#define PG_RECORD_MAX (sizeof(struct pg_event_head) + sizeof(struct pg_flow_key) + PG_EVENT_DATA)
 
 /* Expected response kinds in the per-flow queue. */
 enum pg_resp_kind {
@@ -215,7 +228,10 @@ struct pg_flow {
 	__u8 phase;             /* enum pg_phase */
 	__u8 implicit_tls;      /* the server port is implicit TLS (995) */
 	__u8 budget_tripped;    /* records are being suppressed by the flow budget */
-	__u8 pad[3];
+	__u8 key_sent;          /* a record with the key went up: later ones carry the id */
+	__u8 pad[2];
+	__u32 id;               /* names the flow in records; 0 once 2^32 ids have wrapped */
+	__u32 pad2;
 };
 
 /* Value of the ports map; key: the port's two bytes as in the TCP header

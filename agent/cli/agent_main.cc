@@ -54,18 +54,24 @@ void PrintCounters(const replay::ReplayStats& stats, uint64_t alerts) {
   const uint64_t payload = k[PG_CNT_PAYLOAD_BYTES_TO_SERVER] + k[PG_CNT_PAYLOAD_BYTES_TO_CLIENT];
   std::fprintf(
       stderr,
-      "kernel: payload bytes %llu, records %llu (%llu bytes, %.4f of payload), "
+      "kernel: payload bytes %llu, records %llu (%llu bytes of payload in them, %.4f of "
+      "payload; %llu bytes of ring buffer, %.4f of payload), "
       "escalations %llu, raw segments %llu, anomalies %llu\n"
       "kernel losses: ring buffer full %llu, flow budget %llu, global budget %llu, "
-      "flow create failed %llu, mid-stream %llu, oversize %llu\n",
+      "flow create failed %llu, mid-stream %llu, oversize %llu, "
+      "records not decoded %llu, records of unknown flows %llu\n",
       (unsigned long long)payload, (unsigned long long)k[PG_CNT_EVENTS],
       (unsigned long long)k[PG_CNT_EVENT_BYTES],
       payload ? double(k[PG_CNT_EVENT_BYTES]) / double(payload) : 0.0,
+      (unsigned long long)k[PG_CNT_RECORD_BYTES],
+      payload ? double(k[PG_CNT_RECORD_BYTES]) / double(payload) : 0.0,
       (unsigned long long)k[PG_CNT_ESCALATIONS], (unsigned long long)k[PG_CNT_RAW_SEGMENTS],
       (unsigned long long)k[PG_CNT_ANOMALIES], (unsigned long long)k[PG_CNT_RINGBUF_FULL],
       (unsigned long long)k[PG_CNT_BUDGET_FLOW], (unsigned long long)k[PG_CNT_BUDGET_GLOBAL],
       (unsigned long long)k[PG_CNT_FLOW_CREATE_FAILED],
-      (unsigned long long)k[PG_CNT_MIDSTREAM_MISS], (unsigned long long)k[PG_CNT_OVERSIZE]);
+      (unsigned long long)k[PG_CNT_MIDSTREAM_MISS], (unsigned long long)k[PG_CNT_OVERSIZE],
+      (unsigned long long)stats.decoder->malformed,
+      (unsigned long long)stats.decoder->unknown_flow);
 }
 
 int RunReplay(const std::string& pcap, const std::vector<std::string>& rule_paths,

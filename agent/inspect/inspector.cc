@@ -126,7 +126,7 @@ void Inspector::CountHole(Conversation& c, uint32_t len) {
 // follow whatever the kernel kept back, so the hole before them is given up
 // at once rather than waited for.
 void Inspector::AddAfterHole(Conversation& c, flow::StreamReassembler& stream, int hole,
-                             const pg_event& event, std::string_view data) {
+                             const Event& event, std::string_view data) {
   if (stream.started() && flow::SeqBefore(stream.next_seq(), event.seq)) {
     c.hole = static_cast<Conversation::Hole>(hole);
     stream.SkipTo(event.seq);
@@ -135,7 +135,7 @@ void Inspector::AddAfterHole(Conversation& c, flow::StreamReassembler& stream, i
   stream.Add(event.seq, data);
 }
 
-void Inspector::OnKernelEvent(const pg_event& event) {
+void Inspector::OnKernelEvent(const Event& event) {
   counters_.kernel_events++;
   if (event.type < counters_.kernel_events_by_type.size()) {
     counters_.kernel_events_by_type[event.type]++;

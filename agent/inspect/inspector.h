@@ -25,7 +25,7 @@
 #include "agent/flow/reassembler.h"
 #include "agent/packet/packet.h"
 #include "agent/pop3/session.h"
-#include "bpf/popguard.h"
+#include "agent/prefilter/event.h"
 
 namespace popguard::inspect {
 
@@ -80,7 +80,7 @@ class Inspector {
   Inspector& operator=(const Inspector&) = delete;
 
   // One ring-buffer record of the kernel prefilter.
-  void OnKernelEvent(const pg_event& event);
+  void OnKernelEvent(const Event& event);
   // One decoded frame, every TCP payload straight to the agent.
   void OnPacket(int64_t timestamp_ns, const packet::Decoded& decoded);
   // The traffic has ended (end of capture): every hole still open is given
@@ -99,7 +99,7 @@ class Inspector {
   void FlushHoles(Conversation& conversation);
   void CountHole(Conversation& conversation, uint32_t len);
   void AddAfterHole(Conversation& conversation, flow::StreamReassembler& stream, int hole,
-                    const pg_event& event, std::string_view data);
+                    const Event& event, std::string_view data);
 
   detect::RuleEngine* engine_;
   AlertSink sink_;

@@ -20,16 +20,33 @@ std::string Why(int err) { return std::strerror(err < 0 ? -err : err); }
   throw PrefilterError(what + ": " + Why(err));
 }
 
-int RingCallback(void* ctx, void* data, size_t size) {
-  auto* out = static_cast<std::vector<pg_event>*>(ctx);
-  if (size < sizeof(pg_event)) return 0;
-  pg_event ev;
-  std::memcpy(&ev, data, sizeof(ev));
-  out->push_back(ev);
-  return 0;
+uint64_t MonotonicNs() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 
 }  // namespace
+
+int Prefilter::OnRecord(void* ctx, void* data, size_t size) {
+  auto* self = static_cast<Prefilter*>(ctx);
+  Event& ev = self->pending_.emplace_back();
+  if (!self->decoder_.Decode({static_cast<const uint8_t*>(data), size}, self->drain_clock_ns_, &ev))
+    self->pending_.pop_back();
+  return 0;
+}
+
+EventDecoder Prefilter::NewDecoder(uint32_t flow_map_entries) {
+  return EventDecoder(flow_map_entries, [this](const auto& visit) {
+    int fd = MapFd("pg_flows");
+    pg_flow_key key{}, next{};
+    pg_flow flow{};
+    for (const pg_flow_key* at = nullptr; bpf_map_get_next_key(fd, at, &next) == 0; at = &key) {
+      key = next;
+      if (bpf_map_lookup_elem(fd, &key, &flow) == 0) visit(flow.id, key);
+    }
+  });
+}
 
 pg_config DefaultConfig() {
   pg_config c{};
@@ -38,7 +55,8 @@ pg_config DefaultConfig() {
   return c;
 }
 
-Prefilter::Prefilter(const PrefilterOptions& options) {
+Prefilter::Prefilter(const PrefilterOptions& options)
+    : flow_map_entries_(options.flow_map_entries), decoder_(NewDecoder(options.flow_map_entries)) {
   std::span<const uint8_t> elf = options.object;
   if (elf.empty()) {
     size_t size = 0;
@@ -68,7 +86,7 @@ Prefilter::Prefilter(const PrefilterOptions& options) {
       if (!p) throw PrefilterError(std::string("the BPF object has no program ") + names[i]);
       prog_fd_[i] = bpf_program__fd(p);
     }
-    ring_ = ring_buffer__new(MapFd("pg_events"), RingCallback, &pending_, nullptr);
+    ring_ = ring_buffer__new(MapFd("pg_events"), OnRecord, this, nullptr);
     if (!ring_) Fail("opening the event ring buffer", errno);
     Reset();
   } catch (...) {
@@ -119,12 +137,14 @@ void Prefilter::Reset() {
     SetPort(static_cast<uint16_t>(port), kind);
   }
   DrainEvents();
+  decoder_ = NewDecoder(flow_map_entries_);
 }
 
 void Prefilter::SetConfig(const pg_config& config) {
   uint32_t zero = 0;
   if (int err = bpf_map_update_elem(MapFd("pg_config"), &zero, &config, BPF_ANY))
     Fail("writing pg_config", err);
+  clock_fixed_ns_ = config.clock_mode == PG_CLOCK_FIXED ? std::optional(config.clock_ns) : std::nullopt;
 }
 
 pg_config Prefilter::Config() const {
@@ -155,8 +175,9 @@ int Prefilter::TestRun(Hook hook, std::span<const uint8_t> packet, uint32_t repe
   return static_cast<int>(opts.retval);
 }
 
-std::vector<pg_event> Prefilter::DrainEvents() {
+std::vector<Event> Prefilter::DrainEvents() {
   pending_.clear();
+  drain_clock_ns_ = clock_fixed_ns_ ? *clock_fixed_ns_ : MonotonicNs();
   if (int n = ring_buffer__consume(ring_); n < 0) Fail("reading the event ring buffer", n);
   return std::move(pending_);
 }

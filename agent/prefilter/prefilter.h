@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/prefilter/event.h"
 #include "agent/prefilter/layout.h"
 
 struct bpf_object;
@@ -59,8 +60,10 @@ class Prefilter {
   int TestRun(Hook hook, std::span<const uint8_t> packet, uint32_t repeat = 1,
               uint32_t* duration_ns = nullptr) const;
 
-  // Everything the ring buffer holds now.
-  std::vector<pg_event> DrainEvents();
+  // Everything the ring buffer holds now, decoded. Records that cannot be
+  // decoded are counted in DecoderStats().
+  std::vector<Event> DrainEvents();
+  const DecoderCounters& DecoderStats() const { return decoder_.counters(); }
 
   // Per-CPU counters summed over CPUs.
   Counters ReadCounters() const;
@@ -83,10 +86,19 @@ class Prefilter {
   void ClearHashMap(const char* name, size_t key_size);
   void SetBlocklistActive(bool active);
 
+  static int OnRecord(void* ctx, void* data, size_t size);
+  EventDecoder NewDecoder(uint32_t flow_map_entries);
+
+  uint32_t flow_map_entries_;
   bpf_object* obj_ = nullptr;
   int prog_fd_[3] = {-1, -1, -1};
   ring_buffer* ring_ = nullptr;
-  std::vector<pg_event> pending_;
+  EventDecoder decoder_;
+  // The kernel's clock when the records were read: the fixed clock if the
+  // configuration sets one, else CLOCK_MONOTONIC (bpf_ktime_get_ns).
+  std::optional<uint64_t> clock_fixed_ns_;
+  uint64_t drain_clock_ns_ = 0;
+  std::vector<Event> pending_;
 };
 
 // Keeps a program attached to an interface; detaches on destruction.

@@ -46,7 +46,7 @@ ReplayStats Replay(const ReplayOptions& options, detect::RuleEngine* engine,
       } catch (const PrefilterError&) {
         ran = false;
       }
-      for (const pg_event& event : kernel->DrainEvents()) inspector.OnKernelEvent(event);
+      for (const Event& event : kernel->DrainEvents()) inspector.OnKernelEvent(event);
       if (ran) continue;
       // The kernel never saw these bytes, so it escalates the flow at the
       // next segment; the agent reads this one itself.
@@ -59,7 +59,10 @@ ReplayStats Replay(const ReplayOptions& options, detect::RuleEngine* engine,
   stats.inspector = inspector.counters();
   stats.flows = inspector.flow_counters();
   stats.engine = engine->counters();
-  if (kernel) stats.kernel = kernel->ReadCounters();
+  if (kernel) {
+    stats.kernel = kernel->ReadCounters();
+    stats.decoder = kernel->DecoderStats();
+  }
   return stats;
 }
 

@@ -42,6 +42,7 @@ struct ReplayStats {
   flow::FlowTableCounters flows;
   detect::EngineCounters engine;
   std::optional<Counters> kernel;  // with the prefilter only
+  std::optional<DecoderCounters> decoder;  // with the prefilter only
 };
 
 // Replays the capture; alerts go to `sink` as they happen. Throws

@@ -69,8 +69,15 @@ struct pg_loop_ctx {
 	struct pg_flow *flow;
 };
 
+/* The record being sent (lib/events.h), at its largest. */
+struct pg_record {
+	struct pg_event_head head;
+	__u8 body[sizeof(struct pg_flow_key) + PG_EVENT_DATA];
+};
+
 struct pg_scratch {
 	struct pg_pktinfo info;
+	struct pg_record rec;
 	/* Budget holder for events with no flow entry (fragments, flows the
 	 * map could not take): a per-CPU budget shared by all of them. */
 	struct pg_flow orphan_flow;

@@ -12,7 +12,6 @@
 struct pg_emit_req {
 	__u32 buf_off;   /* first byte in the scratch window */
 	__u32 len;       /* bytes to send (several records if long) */
-	__u32 line_len;  /* line length so far at the end of these bytes */
 	__u8 type;
 	__u8 flags;
 	__u8 anomaly;
@@ -46,55 +45,66 @@ static __always_inline int pg_take_token(__u64 *last_ns, __u64 *tokens, __u32 bu
 	return 1;
 }
 
-static __always_inline void pg_fill_head(struct pg_event *ev, struct pg_scratch *s, __u8 type,
-					 __u8 flags, __u8 anomaly)
+/*
+ * Sends the record in s->rec: its head, filled by the caller, then the flow
+ * key if the agent does not know the flow's id yet, then n bytes from src.
+ * A flow of 0 (no state) sends the key every time. Returns 1 when sent.
+ */
+static __always_inline int pg_output(struct pg_scratch *s, struct pg_flow *flow, const __u8 *src,
+				     __u32 n)
 {
-	struct pg_pktinfo *info = &s->info;
+	struct pg_record *r = &s->rec;
+	__u32 size = sizeof(r->head) + n;
+	__u32 id = flow ? flow->id : 0;
+	bool key = !id || !flow->key_sent;
 
-	ev->ts_ns = pg_now(s);
-	ev->key = info->key;
-	ev->type = type;
-	ev->dir = info->dir;
-	ev->hook = info->hook;
-	ev->flags = flags;
-	ev->anomaly = anomaly;
-	ev->pad = 0;
+	r->head.flow_id = id;
+	/* Constant-size copies; the record's size says how much of them counts. */
+	if (key) {
+		r->head.type |= PG_EVH_KEY;
+		__builtin_memcpy(r->body, &s->info.key, sizeof(s->info.key));
+		__builtin_memcpy(r->body + sizeof(s->info.key), src, PG_EVENT_DATA);
+		size += sizeof(s->info.key);
+	} else {
+		__builtin_memcpy(r->body, src, PG_EVENT_DATA);
+	}
+	if (n > PG_EVENT_DATA || size > sizeof(*r))
+		return 0;
+	if (bpf_ringbuf_output(&pg_events, r, size, 0)) {
+		pg_count(PG_CNT_RINGBUF_FULL, 1);
+		return 0;
+	}
+	if (key && id)
+		flow->key_sent = 1;
+	pg_count(PG_CNT_EVENTS, 1);
+	pg_count(PG_CNT_EVENT_BYTES, n);
+	pg_count(PG_CNT_RECORD_BYTES, (size + BPF_RINGBUF_HDR_SZ + 7) & ~7u);
+	return 1;
+}
+
+static __always_inline void pg_record_head(struct pg_scratch *s, __u32 seq, __u8 type, __u8 flags,
+					   __u8 anomaly)
+{
+	struct pg_event_head *h = &s->rec.head;
+
+	h->ts_us = pg_now(s) / 1000;
+	h->seq = seq;
+	h->type = type;
+	h->flags = flags;
+	h->meta = PG_EVH_META(s->info.dir, s->info.hook, anomaly);
+	h->pad = 0;
 }
 
 /* Global budget, per CPU. Returns 1 when the record may go. A crossing is
  * reported once per crossing with an anomaly record. */
 static __always_inline int pg_global_budget_ok(struct pg_scratch *s, const struct pg_config *cfg);
 
-static __always_inline struct pg_event *pg_reserve(void)
-{
-	struct pg_event *ev = bpf_ringbuf_reserve(&pg_events, sizeof(*ev), 0);
-
-	if (!ev)
-		pg_count(PG_CNT_RINGBUF_FULL, 1);
-	return ev;
-}
-
-static __always_inline void pg_submit(struct pg_event *ev, __u32 len)
-{
-	bpf_ringbuf_submit(ev, 0);
-	pg_count(PG_CNT_EVENTS, 1);
-	pg_count(PG_CNT_EVENT_BYTES, len);
-}
-
+/* Anomaly records carry the key and no data: the flow may have no state. */
 static __always_inline int pg_anomaly_record(struct pg_scratch *s, __u32 anomaly, __u32 flags)
 {
-	struct pg_event *ev = pg_reserve();
-
-	if (!ev)
-		return 0;
-	pg_fill_head(ev, s, PG_EV_ANOMALY, flags, anomaly);
-	ev->seq = s->info.seg_seq;
-	ev->seg_len = s->info.seg_len;
-	ev->seg_off = 0;
-	ev->line_len = anomaly == PG_AN_GAP ? s->info.gap_seq : 0;
-	ev->len = 0;
-	pg_submit(ev, 0);
-	return 1;
+	pg_record_head(s, anomaly == PG_AN_GAP ? s->info.gap_seq : s->info.seg_seq, PG_EV_ANOMALY,
+		       flags, anomaly);
+	return pg_output(s, 0, s->buf, 0);
 }
 
 static __always_inline int pg_global_budget_ok(struct pg_scratch *s, const struct pg_config *cfg)
@@ -142,8 +152,7 @@ __noinline int pg_emit_chunk(struct pg_flow *flow, struct pg_emit_req *req, __u3
 {
 	struct pg_config *cfg = pg_cfg();
 	struct pg_scratch *s = pg_scr();
-	struct pg_event *ev;
-	__u32 off, n, seg_off;
+	__u32 off, n;
 	__u8 flags;
 
 	if (!flow || !req || !cfg || !s || i * PG_EVENT_DATA >= req->len)
@@ -169,18 +178,8 @@ __noinline int pg_emit_chunk(struct pg_flow *flow, struct pg_emit_req *req, __u3
 	flow->budget_tripped = 0;
 	if (!pg_global_budget_ok(s, cfg))
 		return 0;
-	ev = pg_reserve();
-	if (!ev)
-		return 0;
-	pg_fill_head(ev, s, req->type, flags, req->anomaly);
-	seg_off = s->info.win_base + off;
-	ev->seq = s->info.seg_seq + seg_off;
-	ev->seg_len = s->info.seg_len;
-	ev->seg_off = seg_off;
-	ev->line_len = req->line_len - (req->len - i * PG_EVENT_DATA - n);
-	ev->len = n;
-	__builtin_memcpy(ev->data, &s->buf[off & PG_WIN_MASK], PG_EVENT_DATA);
-	pg_submit(ev, n);
+	pg_record_head(s, s->info.seg_seq + s->info.win_base + off, req->type, flags, req->anomaly);
+	pg_output(s, flow, &s->buf[off & PG_WIN_MASK], n);
 	return 0;
 }
 

@@ -421,7 +421,6 @@ static int pg_server_line_cb(__u32 idx, void *data)
 		    (flow->phase == PG_PHASE_SASL ? PG_EVF_SASL : 0);
 	req.buf_off = pos;
 	req.len = stop - pos;
-	req.line_len = d->line_len;
 	if (pg_emit(flow, &req))
 		s->info.res |= PG_WR_BLOCK;
 	if (cfg->server_line_threshold && d->line_len > cfg->server_line_threshold &&

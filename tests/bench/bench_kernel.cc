@@ -48,10 +48,10 @@ static_assert(kRounds % 2 == 1, "the median must be one round, not a mean of two
 constexpr size_t kBodySegment = 1448;
 
 // Events are drained between rounds only, so one round's records must fit.
-// A record is the event behind the kernel's header, 8-byte aligned: 336
-// bytes. The attack writes three per packet (its line in two client-data
-// records, and the anomaly), 1,008 MB per round.
-constexpr uint64_t kRecordBytes = (sizeof(pg_event) + BPF_RINGBUF_HDR_SZ + 7) / 8 * 8;
+// A record is at most its head, key and data behind the kernel's header,
+// 8-byte aligned: 304 bytes. The attack writes three per packet (its line
+// in two client-data records, and the anomaly), at most 912 MB per round.
+constexpr uint64_t kRecordBytes = (PG_RECORD_MAX + BPF_RINGBUF_HDR_SZ + 7) / 8 * 8;
 constexpr uint32_t kRingBytes = 1u << 30;
 
 constexpr char kClientIp[] = "10.1.0.1";
@@ -232,7 +232,7 @@ void Establish(Harness& h, Flow& flow, const pg_flow_key& key, bool in_retr_body
     client(flow.ToServer("RETR 1\r\n"));
     server(flow.ToClient("+OK\r\n"));
   }
-  for (const pg_event& e : product.DrainEvents()) {
+  for (const Event& e : product.DrainEvents()) {
     if (e.type == PG_EV_ANOMALY || e.type == PG_EV_RAW) {
       throw PathError("opening the session raised event type " + std::to_string(e.type) +
                       " (anomaly " + std::to_string(e.anomaly) + ")");
@@ -332,7 +332,7 @@ Counters VerifyOneRun(Prefilter& pf, const Case& c) {
   pf.DrainEvents();
   const int ret = pf.TestRun(c.hook, c.frame);
   const Counters n = pf.ReadCounters();
-  const std::vector<pg_event> events = pf.DrainEvents();
+  const std::vector<Event> events = pf.DrainEvents();
 
   if (ret != (c.hook == Hook::kXdp ? XDP_PASS : TC_ACT_OK)) {
     throw PathError("verdict " + std::to_string(ret) + " instead of pass");
@@ -347,7 +347,7 @@ Counters VerifyOneRun(Prefilter& pf, const Case& c) {
     }
   }
   int client_data = 0, anomalies = 0;
-  for (const pg_event& e : events) {
+  for (const Event& e : events) {
     if (e.type == PG_EV_CLIENT_DATA) {
       ++client_data;
     } else if (e.type == PG_EV_ANOMALY && e.anomaly == PG_AN_LINE_OVER_THRESHOLD) {

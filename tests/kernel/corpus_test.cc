@@ -54,7 +54,7 @@ bool TcpPayload(const std::vector<uint8_t>& f, uint16_t* sport, uint16_t* dport,
 }
 
 struct Replay {
-  std::vector<pg_event> events;
+  std::vector<Event> events;
   uint64_t client_payload = 0;  // bytes the capture sends to port 110
   Counters counters{};
 };

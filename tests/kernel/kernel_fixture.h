@@ -72,8 +72,8 @@ class KernelTest : public ::testing::Test {
   void Server(const std::vector<uint8_t>& frame) { ASSERT_EQ(Run(frame, Hook::kTcEgress), 0); }
   void Client(const std::vector<uint8_t>& frame) { ASSERT_EQ(Run(frame, Hook::kXdp), 2); }
 
-  std::vector<pg_event> Events(uint8_t type) const {
-    std::vector<pg_event> out;
+  std::vector<Event> Events(uint8_t type) const {
+    std::vector<Event> out;
     for (const auto& e : events_)
       if (e.type == type) out.push_back(e);
     return out;
@@ -120,7 +120,7 @@ class KernelTest : public ::testing::Test {
 
   std::shared_ptr<Prefilter> pf_;
   pg_config config_{};
-  std::vector<pg_event> events_;
+  std::vector<Event> events_;
 };
 
 // A client/server pair with the handshake already run through the kernel.

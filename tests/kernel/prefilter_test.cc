@@ -3,6 +3,8 @@
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 
+#include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -292,6 +294,55 @@ class ConversationTest : public KernelTest {
 
   Conversation c_;
 };
+
+// A ring-buffer record's size in the ring: the kernel's 8-byte header and
+// the record, 8-byte aligned.
+uint64_t RingBytes(size_t record) { return (BPF_RINGBUF_HDR_SZ + record + 7) / 8 * 8; }
+
+TEST_F(ConversationTest, RecordsAreAsLongAsWhatTheyCarryAndTheKeyGoesUpOnce) {
+  // The greeting was the flow's first record: head, key and its 16 bytes.
+  EXPECT_EQ(Counter(PG_CNT_RECORD_BYTES),
+            RingBytes(sizeof(pg_event_head) + sizeof(pg_flow_key) + 16));
+  const uint64_t after_greeting = Counter(PG_CNT_RECORD_BYTES);
+  Client(c_.flow.ToServer("NOOP\r\n"));
+  EXPECT_EQ(Counter(PG_CNT_RECORD_BYTES) - after_greeting, RingBytes(sizeof(pg_event_head) + 6));
+  // The agent still gets every record with the flow's key and id.
+  ASSERT_EQ(events_.size(), 2u);
+  const uint32_t id = State().id;
+  EXPECT_NE(id, 0u);
+  for (const Event& e : events_) {
+    EXPECT_EQ(e.flow_id, id);
+    EXPECT_EQ(std::memcmp(&e.key, &c_.key, sizeof(pg_flow_key)), 0);
+  }
+  EXPECT_EQ(pf_->DecoderStats().unknown_flow, 0u);
+  EXPECT_EQ(pf_->DecoderStats().malformed, 0u);
+}
+
+TEST_F(ConversationTest, AnIdTheAgentNeverSawIsFoundInTheFlowMap) {
+  // As after an agent restart: the kernel sent the key long ago.
+  pg_flow f = State();
+  f.key_sent = 1;
+  f.id = 0x7000'0001;
+  pf_->UpdateFlow(c_.key, f);
+  const uint64_t sweeps = pf_->DecoderStats().flow_sweeps;
+  Client(c_.flow.ToServer("NOOP\r\n"));
+  const std::vector<Event> data = Events(PG_EV_CLIENT_DATA);
+  ASSERT_EQ(data.size(), 1u);
+  EXPECT_EQ(data[0].flow_id, 0x7000'0001u);
+  EXPECT_EQ(std::memcmp(&data[0].key, &c_.key, sizeof(pg_flow_key)), 0);
+  EXPECT_EQ(pf_->DecoderStats().flow_sweeps, sweeps + 1);
+}
+
+TEST_F(ConversationTest, EveryFlowGetsItsOwnId) {
+  Flow other("10.1.0.9", 40001, "10.1.0.2", 110);
+  Client(other.Syn());
+  const std::optional<pg_flow> a = pf_->LookupFlow(c_.key);
+  const std::optional<pg_flow> b = pf_->LookupFlow(KeyV4("10.1.0.9", 40001, "10.1.0.2", 110));
+  ASSERT_TRUE(a && b);
+  EXPECT_NE(a->id, 0u);
+  EXPECT_NE(b->id, 0u);
+  EXPECT_NE(a->id, b->id);
+}
 
 TEST_F(ConversationTest, GreetingAndCommandsAreFramed) {
   Client(c_.flow.ToServer("USER alice\r\n"));
@@ -832,7 +883,8 @@ TEST_F(TinyRingTest, FullRingBufferIsCounted) {
   Flow f("10.4.0.1", 43000, "10.4.0.2", 110);
   Client(f.Syn());
   std::string big(4000, 'A');
-  // 16 records of 336 bytes each cannot fit in 4 KiB; nothing is consumed.
+  // 16 records of about 280 bytes each cannot fit in 4 KiB; nothing is
+  // consumed.
   pf_->TestRun(Hook::kXdp, f.ToServer(big));
   auto c = pf_->ReadCounters();
   EXPECT_GT(c[PG_CNT_RINGBUF_FULL], 0u);

@@ -1,5 +1,5 @@
 // libFuzzer entry for event decoding in the inspector: kernel ring-buffer
-// records (pg_event) and, mixed in on the same flows, whole frames through
+// records (through the agent's EventDecoder) and, mixed in on the same flows, whole frames through
 // DecodeEthernet, down through reassembly, the POP3 session and the rule
 // engine.
 //
@@ -17,20 +17,23 @@
 //          (aux + 1 bytes back), after a gap (aux + 1 bytes on), or a jump
 //          (aux bit 7: to about 2^31 away, the serial-number ambiguity;
 //          else 256 * aux on, or back when aux is odd)
-//   flags  pg_event.flags, or the TCP flags of a frame
-//   len    data bytes that follow: 0-254, 255 meaning 256
-//   aux    the sequence distance above; pg_event.anomaly = aux % 20; the
-//          frame variant
+//   flags  the record's flags, or the TCP flags of a frame
+//   len    data bytes that follow: 0-254, 255 meaning 256 (a record
+//          carries the first PG_EVENT_DATA of them)
+//   aux    the sequence distance above; the record's anomaly = aux % 20;
+//          bit 6: the record carries its flow key again; the frame variant
 //   time   bits 0-4: steps of 37 ms to add to the clock; bit 5: 61 s
 //          more (threshold windows, idle timeout); bit 6: the clock goes
 //          5 s back instead; bit 7: odd record (an event type outside the
-//          enum, or a len field over PG_EVENT_DATA; a frame in a variant:
+//          enum, or a record cut short or too long; a frame in a variant:
 //          IP length 0, IP length past the frame, Ethernet padding, VLAN)
 // Streams start near the wrap point, so sequence numbers cross it within
 // the first few hundred bytes. After the script, Finish().
 //
-// Oracles besides the sanitizers: no inspector or flow-table counter ever
-// decreases; each call counts exactly one event or packet; the alerts
+// Oracles besides the sanitizers: a decoded record has its flow's key and
+// its time to the microsecond, and one that cannot be decoded is counted;
+// no inspector or flow-table counter ever decreases; each call counts
+// exactly one event or packet; the alerts
 // counter equals the alerts the sink saw and what the engine counted;
 // every alert names a rule of the engine; a new conversation is counted
 // exactly when the flow table inserts one. POPGUARD_FUZZ_VERBOSE=1 prints
@@ -54,11 +57,13 @@
 #include "agent/flow/reassembler.h"
 #include "agent/inspect/inspector.h"
 #include "agent/packet/packet.h"
+#include "agent/prefilter/event.h"
 #include "agent/rules/parser.h"
 #include "bpf/popguard.h"
 
 namespace {
 
+using popguard::DecoderCounters;
 using popguard::detect::Alert;
 using popguard::detect::RuleEngine;
 using popguard::inspect::Inspector;
@@ -296,6 +301,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (size_t d = 0; d < 2; ++d) next[f][d] = start - static_cast<uint32_t>(f * 7 + d * 3);
   }
   std::array<pg_flow_key, 3> keys{};
+  std::array<bool, 3> key_sent{};
+  // Room for two of the three flows: ids sent without their key are
+  // sometimes forgotten.
+  popguard::EventDecoder decoder(2);
   for (size_t f = 0; f < kFlows.size(); ++f) keys[f] = KeyOf(kFlows[f]);
 
   std::vector<uint64_t> last = Flatten(inspector);
@@ -366,33 +375,62 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       Check(last[1] == before[1] + 1);  // packets
       Check(last[0] == before[0]);      // kernel_events
     } else {
-      pg_event event{};
-      event.ts_ns = ts;
-      event.key = keys[flow];
-      event.seq = seq;
-      event.seg_len = static_cast<uint32_t>(len);
-      event.seg_off = 0;
-      // For a PG_AN_GAP anomaly the same word says where the stream stood
-      // before the hole (expected_seq); the chosen seq is the hole's end.
-      event.line_len = kind == PG_EV_ANOMALY ? expected : static_cast<uint32_t>(len);
-      event.len = static_cast<uint16_t>(len);
-      event.type = static_cast<uint8_t>(kind);
-      event.dir = static_cast<uint8_t>(to_client ? PG_DIR_TO_CLIENT : PG_DIR_TO_SERVER);
-      event.hook = to_client ? PG_HOOK_TC_EGRESS : PG_HOOK_XDP;
-      event.flags = flags;
-      event.anomaly = static_cast<uint8_t>(aux % 20);
-      std::memcpy(event.data, bytes.data(), len);
+      // The record as the kernel writes it, through the agent's decoder:
+      // a flow's first record (and any with aux bit 6) carries the key,
+      // the others only the flow's id, which the decoder may have let go.
+      const size_t data_len = std::min<size_t>(len, PG_EVENT_DATA);
+      const auto id = static_cast<uint32_t>(flow + 1);
+      const bool with_key = !key_sent[flow] || (aux & 0x40);
+      pg_event_head head{};
+      head.ts_us = static_cast<uint32_t>(ts / 1000);
+      head.flow_id = id;
+      const uint8_t anomaly = aux % 20;
+      // A PG_AN_GAP anomaly says where the stream stood before the hole.
+      head.seq = kind == PG_EV_ANOMALY && anomaly == PG_AN_GAP ? expected : seq;
+      head.type = static_cast<uint8_t>(kind | (with_key ? PG_EVH_KEY : 0));
+      head.flags = flags;
+      head.meta = static_cast<uint8_t>(PG_EVH_META(to_client ? PG_DIR_TO_CLIENT : PG_DIR_TO_SERVER,
+                                                   to_client ? PG_HOOK_TC_EGRESS : PG_HOOK_XDP,
+                                                   anomaly));
+      std::vector<uint8_t> record(reinterpret_cast<const uint8_t*>(&head),
+                                  reinterpret_cast<const uint8_t*>(&head + 1));
+      if (with_key) {
+        const auto* k = reinterpret_cast<const uint8_t*>(&keys[flow]);
+        record.insert(record.end(), k, k + sizeof(pg_flow_key));
+      }
+      record.insert(record.end(), bytes.begin(), bytes.begin() + data_len);
       if (odd) {
         if (aux & 1) {
-          event.type = static_cast<uint8_t>(aux ^ flags);  // maybe none of pg_event_type
+          // Maybe none of pg_event_type; the key bit still tells the truth.
+          record[offsetof(pg_event_head, type)] =
+              static_cast<uint8_t>(((aux ^ flags) & PG_EVH_TYPE_MASK) | (with_key ? PG_EVH_KEY : 0));
         } else {
-          event.len = static_cast<uint16_t>(PG_EVENT_DATA + 1 + len_byte);
+          // Cut into the head or key, or past the most data a record holds.
+          if (aux & 2) {
+            record.resize(len_byte % (sizeof(pg_event_head) + (with_key ? sizeof(pg_flow_key) : 0)));
+          } else {
+            record.resize(sizeof(pg_event_head) + sizeof(pg_flow_key) + PG_EVENT_DATA + 1 + len_byte);
+          }
         }
       }
-      inspector.OnKernelEvent(event);
-      CheckCounters(inspector, last, sink_alerts);
-      Check(last[0] == before[0] + 1);  // kernel_events
-      Check(last[1] == before[1]);      // packets
+      // An exact-size copy, so an overread is an ASan report.
+      const std::vector<uint8_t> exact(record.begin(), record.end());
+      const DecoderCounters decoded_before = decoder.counters();
+      popguard::Event event;
+      if (decoder.Decode(exact, ts, &event)) {
+        if (with_key) key_sent[flow] = true;
+        Check(std::memcmp(&event.key, &keys[flow], sizeof(pg_flow_key)) == 0);
+        Check(event.ts_ns == ts / 1000 * 1000);
+        inspector.OnKernelEvent(event);
+        CheckCounters(inspector, last, sink_alerts);
+        Check(last[0] == before[0] + 1);  // kernel_events
+      } else {
+        const DecoderCounters& d = decoder.counters();
+        Check(d.malformed + d.unknown_flow == decoded_before.malformed + decoded_before.unknown_flow + 1);
+        CheckCounters(inspector, last, sink_alerts);
+        Check(last[0] == before[0]);
+      }
+      Check(last[1] == before[1]);  // packets
     }
     if (popguard::flow::SeqBefore(expected, seq + static_cast<uint32_t>(len))) {
       expected = seq + static_cast<uint32_t>(len);
