@@ -78,6 +78,7 @@ enum pg_counter {
 	PG_CNT_MALFORMED_L3,
 	PG_CNT_MALFORMED_L4,
 	PG_CNT_ANOMALIES,
+	PG_CNT_RESYNCS,           /* escalated flows the agent handed framing back to */
 	PG_CNT_DROP,
 	PG_CNT_WOULD_DROP = PG_CNT_DROP + PG_DROP__MAX,
 	PG_CNT__MAX = PG_CNT_WOULD_DROP + PG_DROP__MAX,
@@ -231,7 +232,25 @@ struct pg_flow {
 	__u8 key_sent;          /* a record with the key went up: later ones carry the id */
 	__u8 pad[2];
 	__u32 id;               /* names the flow in records; 0 once 2^32 ids have wrapped */
-	__u32 pad2;
+	__u32 resync_gen;       /* pg_resync.gen last taken (compare-and-swap: once) */
+};
+
+/*
+ * The agent's offer to take an escalated flow back to framing (LRU hash
+ * keyed like pg_flows). It holds where the agent's reassembled streams end
+ * and how the POP3 dialogue stands there, at a line boundary of both. The
+ * kernel adopts it only when its own streams end at exactly those bytes,
+ * i.e. it has seen nothing the agent has not: then the state is what the
+ * kernel's own framing would have reached.
+ */
+struct pg_resync {
+	__u32 next_seq[2];          /* per pg_dir: the next byte */
+	__u32 gen;                  /* nonzero, new for every offer */
+	__u8 respq[PG_RESPQ_LEN];   /* response kinds the server owes, oldest first */
+	__u8 q_len;
+	__u8 phase;                 /* PG_PHASE_CMD or PG_PHASE_SASL */
+	__u8 server_in_body;        /* the server is inside a body, at a line start */
+	__u8 pad;
 };
 
 /* Value of the ports map; key: the port's two bytes as in the TCP header

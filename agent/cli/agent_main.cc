@@ -56,7 +56,7 @@ void PrintCounters(const replay::ReplayStats& stats, uint64_t alerts) {
       stderr,
       "kernel: payload bytes %llu, records %llu (%llu bytes of payload in them, %.4f of "
       "payload; %llu bytes of ring buffer, %.4f of payload), "
-      "escalations %llu, raw segments %llu, anomalies %llu\n"
+      "escalations %llu, raw segments %llu, anomalies %llu, resyncs %llu of %llu offers\n"
       "kernel losses: ring buffer full %llu, flow budget %llu, global budget %llu, "
       "flow create failed %llu, mid-stream %llu, oversize %llu, "
       "records not decoded %llu, records of unknown flows %llu\n",
@@ -66,7 +66,8 @@ void PrintCounters(const replay::ReplayStats& stats, uint64_t alerts) {
       (unsigned long long)k[PG_CNT_RECORD_BYTES],
       payload ? double(k[PG_CNT_RECORD_BYTES]) / double(payload) : 0.0,
       (unsigned long long)k[PG_CNT_ESCALATIONS], (unsigned long long)k[PG_CNT_RAW_SEGMENTS],
-      (unsigned long long)k[PG_CNT_ANOMALIES], (unsigned long long)k[PG_CNT_RINGBUF_FULL],
+      (unsigned long long)k[PG_CNT_ANOMALIES], (unsigned long long)k[PG_CNT_RESYNCS],
+      (unsigned long long)in.resync_offers, (unsigned long long)k[PG_CNT_RINGBUF_FULL],
       (unsigned long long)k[PG_CNT_BUDGET_FLOW], (unsigned long long)k[PG_CNT_BUDGET_GLOBAL],
       (unsigned long long)k[PG_CNT_FLOW_CREATE_FAILED],
       (unsigned long long)k[PG_CNT_MIDSTREAM_MISS], (unsigned long long)k[PG_CNT_OVERSIZE],

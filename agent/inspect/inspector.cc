@@ -30,6 +30,7 @@ std::string_view LineEnd(uint64_t wire_length, size_t kept, bool truncated) {
 }  // namespace
 
 struct Inspector::Conversation {
+  pg_flow_key key{};
   detect::FlowTuple tuple;
   bool tls_port = false;
   std::unique_ptr<pop3::Session> session;
@@ -45,6 +46,17 @@ struct Inspector::Conversation {
   Hole hole = Hole::kLoss;
   // Scratch for the payload buffer of the unit being inspected.
   std::string payload;
+  // The conversation began at the kernel flow's first record, a framed one:
+  // the kernel had followed the connection from its handshake, so the
+  // streams here start at their first byte.
+  bool from_start = false;
+  // The kernel sends this flow up raw (an escalation) as far as the agent
+  // knows; framed server records say it frames again.
+  bool escalated = false;
+  // A hole was given up: the session may have lost its place in a line.
+  bool lost = false;
+  // The last offer to frame again, so an unchanged one is not repeated.
+  std::optional<pg_resync> offered;
 };
 
 Inspector::Inspector(detect::RuleEngine* engine, AlertSink sink, InspectorOptions options)
@@ -60,12 +72,14 @@ Inspector::Inspector(detect::RuleEngine* engine, AlertSink sink, InspectorOption
 
 Inspector::~Inspector() = default;
 
-Inspector::Conversation& Inspector::Find(const pg_flow_key& key, uint64_t now_ns) {
+Inspector::Conversation& Inspector::Find(const pg_flow_key& key, uint64_t now_ns, bool* created) {
   std::unique_ptr<Conversation>& slot = flows_.FindOrInsert(key, now_ns);
+  if (created) *created = !slot;
   if (slot) return *slot;
   counters_.flows++;
   slot = std::make_unique<Conversation>();
   Conversation* c = slot.get();
+  c->key = key;
   c->tuple = TupleOf(key);
   auto port = options_.ports.find(c->tuple.server_port);
   c->tls_port = port != options_.ports.end() && port->second == PG_PORT_POP3_TLS;
@@ -120,6 +134,60 @@ void Inspector::CountHole(Conversation& c, uint32_t len) {
   }
   counters_.stream_gaps++;
   counters_.stream_gap_bytes += len;
+  c.lost = true;
+}
+
+Inspector::Conversation& Inspector::FindFor(const Event& event) {
+  bool created = false;
+  Conversation& c = Find(event.key, event.ts_ns, &created);
+  if (created) {
+    c.from_start = event.keyed && event.flow_id != 0 &&
+                   (event.type == PG_EV_CLIENT_DATA || event.type == PG_EV_SERVER_LINE);
+  }
+  return c;
+}
+
+namespace {
+
+uint8_t KernelKind(pop3::Session::ResponseKind kind) {
+  switch (kind) {
+    case pop3::Session::ResponseKind::kSingle: return PG_RK_SINGLE;
+    case pop3::Session::ResponseKind::kMulti: return PG_RK_MULTI;
+    case pop3::Session::ResponseKind::kSasl: return PG_RK_SASL;
+    case pop3::Session::ResponseKind::kStls: return PG_RK_STLS;
+    case pop3::Session::ResponseKind::kGreeting: return PG_RK_GREETING;
+  }
+  return PG_RK_SINGLE;
+}
+
+}  // namespace
+
+// The kernel takes an offer only where its streams end exactly where the
+// agent's do (bpf/lib/pop3.h pg_try_resync), so an offer made while more is
+// on its way is harmless: the next one, made when the agent catches up,
+// replaces it.
+void Inspector::MaybeOfferResync(Conversation& c) {
+  if (!options_.offer_resync || !c.escalated || !c.from_start || c.lost || c.tls_port) return;
+  if (!c.client->started() || !c.server->started()) return;
+  const std::optional<pop3::Session::FramingPoint> point = c.session->Framing();
+  if (!point || point->owed.size() > PG_RESPQ_LEN) return;
+  pg_resync offer{};
+  offer.next_seq[PG_DIR_TO_SERVER] = c.client->next_seq();
+  offer.next_seq[PG_DIR_TO_CLIENT] = c.server->next_seq();
+  for (size_t i = 0; i < point->owed.size(); ++i) offer.respq[i] = KernelKind(point->owed[i]);
+  offer.q_len = static_cast<uint8_t>(point->owed.size());
+  offer.phase = point->sasl ? PG_PHASE_SASL : PG_PHASE_CMD;
+  offer.server_in_body = point->in_body;
+  if (c.offered) {
+    offer.gen = c.offered->gen;
+    if (std::memcmp(&offer, &*c.offered, sizeof(offer)) == 0) return;
+  }
+  // Generations are per agent, never 0: the kernel takes each once.
+  if (++last_offer_gen_ == 0) ++last_offer_gen_;
+  offer.gen = last_offer_gen_;
+  c.offered = offer;
+  counters_.resync_offers++;
+  options_.offer_resync(c.key, offer);
 }
 
 // Records that begin a unit of their own (a status line, a TLS record head)
@@ -143,12 +211,18 @@ void Inspector::OnKernelEvent(const Event& event) {
   now_ns_ = static_cast<int64_t>(event.ts_ns);
   const std::string_view data(reinterpret_cast<const char*>(event.data),
                               std::min<size_t>(event.len, PG_EVENT_DATA));
+  Conversation* conversation = nullptr;
   switch (event.type) {
     case PG_EV_CLIENT_DATA:
-      Find(event.key, event.ts_ns).client->Add(event.seq, data);
+      conversation = &FindFor(event);
+      conversation->client->Add(event.seq, data);
       break;
     case PG_EV_SERVER_LINE: {
-      Conversation& c = Find(event.key, event.ts_ns);
+      Conversation& c = FindFor(event);
+      conversation = &c;
+      // Only a direction the kernel frames sends lines, and it frames the
+      // server direction only when it frames the client's too.
+      c.escalated = false;
       if (event.flags & PG_EVF_FIRST) {
         AddAfterHole(c, *c.server, static_cast<int>(Conversation::Hole::kKeptBody), event, data);
       } else {
@@ -160,16 +234,22 @@ void Inspector::OnKernelEvent(const Event& event) {
       // Record heads are stream bytes too: the client's first one tells the
       // session that TLS really started after STLS, as it does without the
       // prefilter.
-      Conversation& c = Find(event.key, event.ts_ns);
+      Conversation& c = FindFor(event);
+      conversation = &c;
       AddAfterHole(c, event.dir == PG_DIR_TO_SERVER ? *c.client : *c.server,
                    static_cast<int>(Conversation::Hole::kTlsRecord), event, data);
       break;
     }
     case PG_EV_BODY:
-      Find(event.key, event.ts_ns).server->Add(event.seq, data);
+      conversation = &FindFor(event);
+      conversation->escalated = false;
+      conversation->server->Add(event.seq, data);
       break;
     case PG_EV_RAW: {
-      Conversation& c = Find(event.key, event.ts_ns);
+      Conversation& c = FindFor(event);
+      conversation = &c;
+      // A retransmission of inspected bytes goes up raw without escalating.
+      if (!(event.flags & PG_EVF_OVERLAP)) c.escalated = true;
       flow::StreamReassembler& stream = event.dir == PG_DIR_TO_SERVER ? *c.client : *c.server;
       if (event.flags & PG_EVF_OVERLAP) {
         // A retransmission of bytes the kernel inspected: only what the
@@ -196,7 +276,9 @@ void Inspector::OnKernelEvent(const Event& event) {
       // The records after a gap start beyond the hole; where the stream
       // stood lets the bytes of the hole, when they come, be placed.
       if (event.anomaly == PG_AN_GAP) {
-        Conversation& c = Find(event.key, event.ts_ns);
+        Conversation& c = FindFor(event);
+        conversation = &c;
+        c.escalated = true;
         flow::StreamReassembler& stream = event.dir == PG_DIR_TO_SERVER ? *c.client : *c.server;
         if (!stream.started()) {
           stream.Start(event.expected_seq);
@@ -211,7 +293,8 @@ void Inspector::OnKernelEvent(const Event& event) {
       // The other kernel anomalies restate what the session parser finds in
       // the same bytes; a budget crossing is the one only the kernel knows.
       if (event.anomaly == PG_AN_FLOW_BUDGET || event.anomaly == PG_AN_GLOBAL_BUDGET) {
-        Conversation& c = Find(event.key, event.ts_ns);
+        Conversation& c = FindFor(event);
+        conversation = &c;
         detect::Unit unit;
         unit.direction =
             event.dir == PG_DIR_TO_SERVER ? pop3::Direction::kToServer : pop3::Direction::kToClient;
@@ -224,6 +307,10 @@ void Inspector::OnKernelEvent(const Event& event) {
       // IP fragments are counted only: never legitimate POP3, dropped in
       // prevent mode.
       break;
+  }
+  // At the end of a segment the agent may stand where the kernel does.
+  if (conversation && (event.flags & PG_EVF_LAST || event.type == PG_EV_ANOMALY)) {
+    MaybeOfferResync(*conversation);
   }
 }
 

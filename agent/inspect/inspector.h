@@ -36,6 +36,9 @@ struct InspectorOptions {
   // Server ports and their kind (PG_PORT_POP3, PG_PORT_POP3_TLS), as the
   // kernel's port map; the no-prefilter path orients flows with it.
   std::unordered_map<uint16_t, uint8_t> ports = {{110, PG_PORT_POP3}, {995, PG_PORT_POP3_TLS}};
+  // Receives offers to frame a flow the kernel escalated again
+  // (struct pg_resync); unset, none are made.
+  std::function<void(const pg_flow_key&, const pg_resync&)> offer_resync;
 };
 
 struct InspectorCounters {
@@ -62,6 +65,8 @@ struct InspectorCounters {
   // Evasion attempts: overlapping segments whose bytes differ.
   uint64_t overlap_conflicts = 0;
   uint64_t alerts = 0;
+  // Offers made to take escalated flows back to kernel framing.
+  uint64_t resync_offers = 0;
 };
 
 // The unit a POP3 event becomes (detect/unit.h), or nullopt for events
@@ -93,7 +98,9 @@ class Inspector {
  private:
   struct Conversation;
 
-  Conversation& Find(const pg_flow_key& key, uint64_t now_ns);
+  Conversation& Find(const pg_flow_key& key, uint64_t now_ns, bool* created = nullptr);
+  Conversation& FindFor(const Event& event);
+  void MaybeOfferResync(Conversation& conversation);
   void OnPop3Event(Conversation& conversation, const pop3::Event& event);
   void Inspect(Conversation& conversation, const detect::Unit& unit);
   void FlushHoles(Conversation& conversation);
@@ -107,6 +114,7 @@ class Inspector {
   flow::FlowTable<std::unique_ptr<Conversation>> flows_;
   InspectorCounters counters_;
   int64_t now_ns_ = 0;
+  uint32_t last_offer_gen_ = 0;
   std::vector<detect::Alert> alerts_;
 };
 

@@ -188,6 +188,18 @@ std::string_view VerbName(Verb verb) {
 Session::Session(EventSink sink, SessionOptions options)
     : sink_(std::move(sink)), options_(options) {}
 
+std::optional<Session::FramingPoint> Session::Framing() const {
+  if (client_.line.active || server_.line.active || tls_ != TlsPhase::kNone || pending_stls_ > 0) {
+    return std::nullopt;
+  }
+  FramingPoint point;
+  if (greeting_pending_) point.owed.push_back(ResponseKind::kGreeting);
+  for (const PendingCommand& command : pending_) point.owed.push_back(command.kind);
+  point.sasl = sasl_active_;
+  point.in_body = body_.has_value();
+  return point;
+}
+
 void Session::OnClientData(std::string_view bytes) {
   if (bytes.empty()) return;
   if (tls_ == TlsPhase::kAwaitingClient) tls_ = TlsPhase::kActive;

@@ -33,6 +33,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "agent/pop3/event.h"
 
@@ -61,6 +62,17 @@ class Session {
  public:
   using EventSink = std::function<void(const Event&)>;
 
+  // What the server owes a command (or the connection, its greeting).
+  enum class ResponseKind : uint8_t { kSingle, kMulti, kSasl, kStls, kGreeting };
+
+  // How the dialogue stands at a line boundary of both streams: enough for
+  // the kernel to frame what follows as it would have (bpf/lib/pop3.h).
+  struct FramingPoint {
+    std::vector<ResponseKind> owed;  // oldest first
+    bool sasl = false;               // a SASL exchange is running
+    bool in_body = false;            // the server is inside a multi-line body
+  };
+
   // The sink must not call back into this Session.
   explicit Session(EventSink sink, SessionOptions options = {});
 
@@ -85,9 +97,11 @@ class Session {
   // STLS was answered +OK.
   bool tls_started() const { return tls_ != TlsPhase::kNone; }
   size_t pending_commands() const { return pending_.size(); }
+  // nullopt while either stream is inside a line, or once STLS is in play
+  // (TLS is followed by record, not by line).
+  std::optional<FramingPoint> Framing() const;
 
  private:
-  enum class ResponseKind : uint8_t { kSingle, kMulti, kSasl, kStls };
 
   // After STLS +OK, server bytes before the client's first TLS byte are an
   // injection (CVE-2021-22947): TLS clients speak first.

@@ -74,6 +74,7 @@ bool EventDecoder::Decode(std::span<const uint8_t> record, uint64_t reference_ns
   }
   out->ts_ns = ExtendClock(head.ts_us, reference_ns);
   out->flow_id = head.flow_id;
+  out->keyed = has_key;
   out->type = head.type & PG_EVH_TYPE_MASK;
   out->seq = head.seq;
   out->expected_seq = out->type == PG_EV_ANOMALY && PG_EVH_ANOMALY(head.meta) == PG_AN_GAP ? head.seq : 0;

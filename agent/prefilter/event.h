@@ -24,6 +24,8 @@ struct Event {
   uint8_t hook = 0;           // enum pg_hook
   uint8_t flags = 0;          // PG_EVF_*
   uint8_t anomaly = 0;        // enum pg_anomaly
+  // The record carried the key: with a flow_id, the flow's first record.
+  bool keyed = false;
   uint8_t data[PG_EVENT_DATA] = {};
 };
 

@@ -120,6 +120,7 @@ void Prefilter::Reset() {
   ClearHashMap("pg_flows", sizeof(pg_flow_key));
   ClearHashMap("pg_block_flows", sizeof(pg_flow_key));
   ClearHashMap("pg_block_addrs", sizeof(pg_addr_key));
+  ClearHashMap("pg_resync", sizeof(pg_flow_key));
   SetBlocklistActive(false);
   int ncpu = libbpf_num_possible_cpus();
   std::vector<pg_budget> budgets(ncpu > 0 ? ncpu : 1);
@@ -212,6 +213,10 @@ std::optional<pg_flow> Prefilter::LookupFlow(const pg_flow_key& key) const {
 
 void Prefilter::UpdateFlow(const pg_flow_key& key, const pg_flow& flow) {
   if (int err = bpf_map_update_elem(MapFd("pg_flows"), &key, &flow, BPF_ANY)) Fail("writing pg_flows", err);
+}
+
+void Prefilter::OfferResync(const pg_flow_key& key, const pg_resync& offer) {
+  if (int err = bpf_map_update_elem(MapFd("pg_resync"), &key, &offer, BPF_ANY)) Fail("writing pg_resync", err);
 }
 
 void Prefilter::SetBlocklistActive(bool active) {

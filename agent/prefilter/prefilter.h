@@ -75,6 +75,8 @@ class Prefilter {
 
   std::optional<pg_flow> LookupFlow(const pg_flow_key& key) const;
   void UpdateFlow(const pg_flow_key& key, const pg_flow& flow);
+  // Offers the kernel to frame an escalated flow again (struct pg_resync).
+  void OfferResync(const pg_flow_key& key, const pg_resync& offer);
   void BlockFlow(const pg_flow_key& key, uint64_t expires_ns);
   void BlockAddress(const pg_addr_key& key, uint64_t expires_ns);
   bool IsFlowBlocked(const pg_flow_key& key) const;

@@ -1,6 +1,7 @@
 #include "agent/replay/replay.h"
 
 #include <memory>
+#include <utility>
 
 namespace popguard::replay {
 
@@ -27,7 +28,13 @@ ReplayStats Replay(const ReplayOptions& options, detect::RuleEngine* engine,
     for (const auto& [port, kind] : options.inspector.ports) kernel->SetPort(port, kind);
     config.clock_mode = PG_CLOCK_FIXED;
   }
-  inspect::Inspector inspector(engine, sink, options.inspector);
+  inspect::InspectorOptions inspector_options = options.inspector;
+  if (kernel) {
+    inspector_options.offer_resync = [kernel](const pg_flow_key& key, const pg_resync& offer) {
+      kernel->OfferResync(key, offer);
+    };
+  }
+  inspect::Inspector inspector(engine, sink, std::move(inspector_options));
   capture::CaptureReader reader = capture::CaptureReader::Open(options.capture_path);
   while (std::optional<capture::Frame> frame = reader.Next()) {
     stats.frames++;

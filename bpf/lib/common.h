@@ -147,6 +147,13 @@ struct {
 	__type(value, struct pg_budget);
 } pg_global_budget SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct pg_flow_key);
+	__type(value, struct pg_resync);
+} pg_resync SEC(".maps");
+
 /* State the kernel and the agent both write, apart from pg_config, which
  * only the agent writes. */
 struct {

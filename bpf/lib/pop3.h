@@ -170,6 +170,45 @@ static __always_inline void pg_line_reset(struct pg_dir_state *d)
 	d->flags &= ~(PG_DF_MID_LINE | PG_DF_OVER_THRESHOLD | PG_DF_OVER_HARD);
 }
 
+/*
+ * Takes an escalated flow back to framing when the agent's offer in
+ * pg_resync stands exactly where both directions of the flow stand now
+ * (struct pg_resync). Of two CPUs seeing the flow at once, one adopts it.
+ */
+static __always_inline void pg_try_resync(struct pg_flow *flow, const struct pg_flow_key *key)
+{
+	struct pg_resync *r = bpf_map_lookup_elem(&pg_resync, key);
+	__u32 prev, i;
+
+	if (!r || flow->implicit_tls || r->q_len > PG_RESPQ_LEN || r->phase > PG_PHASE_SASL)
+		return;
+	if (!(flow->dir[0].flags & flow->dir[1].flags & PG_DF_HAVE_SEQ) ||
+	    r->next_seq[0] != flow->dir[0].next_seq || r->next_seq[1] != flow->dir[1].next_seq)
+		return;
+	prev = flow->resync_gen;
+	if (prev == r->gen || __sync_val_compare_and_swap(&flow->resync_gen, prev, r->gen) != prev)
+		return;
+	for (i = 0; i < 2; i++) {
+		struct pg_dir_state *d = &flow->dir[i];
+
+		pg_line_reset(d);
+		d->flags = PG_DF_HAVE_SEQ;
+		d->body_match = 0;
+		d->tls_left = 0;
+		d->tls_hdr_len = 0;
+	}
+	if (r->server_in_body) {
+		flow->dir[PG_DIR_TO_CLIENT].flags |= PG_DF_IN_BODY;
+		flow->dir[PG_DIR_TO_CLIENT].body_match = 1; /* right after an LF */
+	}
+	__builtin_memcpy(flow->respq, r->respq, PG_RESPQ_LEN);
+	flow->q_head = 0;
+	flow->q_tail = r->q_len;
+	flow->phase = r->phase;
+	bpf_map_delete_elem(&pg_resync, key);
+	pg_count(PG_CNT_RESYNCS, 1);
+}
+
 /* A complete client command: queue the response it will get. */
 static __always_inline void pg_client_line_done(struct pg_flow *flow, __u32 head)
 {

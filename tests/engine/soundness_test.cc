@@ -45,6 +45,46 @@ TEST_F(SoundnessTest, TinyFlowMapEvictsMidStreamAndAlertsStayTheSame) {
   EXPECT_EQ(with.alerts, without.alerts);
 }
 
+// A mailbox download that the kernel cannot frame for a while: an unknown
+// command escalates the server direction. The agent offers the kernel its
+// place back (pg_resync); the bodies after that stay in the kernel, and an
+// attack after it is still seen.
+TEST_F(SoundnessTest, EscalatedFlowsAreFramedAgainAndAlertsStayTheSame) {
+  std::string body;
+  while (body.size() < 20000) body += "Lorem ipsum dolor sit amet, consectetur adipiscing\r\n";
+  std::vector<Exchange> dialogue = {
+      {false, "+OK POP3 ready\r\n"},
+      {true, "USER alice\r\n"},
+      {false, "+OK\r\n"},
+      {true, "PASS secret\r\n"},
+      {false, "+OK logged in\r\n"},
+      {true, "XTND XMIT\r\n"},
+      {false, "-ERR unknown command\r\n"},
+  };
+  for (int i = 1; i <= 4; ++i) {
+    dialogue.push_back({true, "RETR " + std::to_string(i) + "\r\n"});
+    dialogue.push_back({false, "+OK message follows\r\n" + body + ".\r\n"});
+  }
+  dialogue.push_back({true, "LIST %n%n%n%n\r\n"});
+  dialogue.push_back({false, "-ERR no such message\r\n"});
+  TempDir dir;
+  const std::string pcap = dir.File("escalated.pcap");
+  WritePcap(pcap, BuildConversation(dialogue));
+  RunResult with = RunCapture(pcap);
+  RunResult without = Without(pcap);
+  ASSERT_TRUE(with.stats.kernel);
+  const Counters& k = *with.stats.kernel;
+  EXPECT_EQ(k[PG_CNT_ESCALATIONS], 1u);
+  EXPECT_EQ(k[PG_CNT_RESYNCS], 1u);
+  EXPECT_GE(with.stats.inspector.resync_offers, 1u);
+  // All four bodies were kept: after the resync nothing of them came up.
+  EXPECT_EQ(with.stats.inspector.bodies_elided, 4u);
+  EXPECT_LT(k[PG_CNT_EVENT_BYTES], 1000u);
+  EXPECT_EQ(with.stats.inspector.stream_gaps, 0u);
+  EXPECT_FALSE(without.alerts.empty()) << "the format string after the resync";
+  EXPECT_EQ(with.alerts, without.alerts);
+}
+
 TEST_F(SoundnessTest, SmallestBudgetsKeepEverySessionWhole) {
   TempDir dir;
   const std::string pcap = AllCases(dir);

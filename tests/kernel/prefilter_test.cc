@@ -545,20 +545,6 @@ TEST_F(ConversationTest, GapEscalatesAndEverythingGoesUpRaw) {
   EXPECT_TRUE(Events(PG_EV_CLIENT_DATA).empty());
 }
 
-TEST_F(ConversationTest, ResyncedByTheAgentFramesAgain) {
-  uint32_t off = c_.flow.ClientNextSeq() - (c_.flow.client_isn + 1);
-  Client(c_.flow.ToServerAt(off + 10, "PASS x\r\n"));
-  ASSERT_TRUE(Escalated(0));
-  // The agent, having reassembled, writes the state back.
-  auto f = State();
-  f.dir[0].flags &= ~PG_DF_ESCALATED;
-  f.dir[1].flags &= ~PG_DF_ESCALATED;
-  f.dir[0].next_seq = c_.flow.ClientNextSeq() + 18;
-  pf_->UpdateFlow(c_.key, f);
-  Client(c_.flow.ToServerAt(off + 18, "QUIT\r\n"));
-  EXPECT_EQ(Bytes(PG_EV_CLIENT_DATA), "QUIT\r\n");
-}
-
 TEST_F(ConversationTest, SequenceNumbersWrap) {
   c_.flow = ::popguard::test::Flow("10.1.0.1", 40001, "10.1.0.2", 110);
   c_.flow.client_isn = 0xffffffffu - 99;  // 2^32 - 100
@@ -625,6 +611,121 @@ TEST_F(ConversationTest, UnknownVerbEscalatesTheServerDirection) {
   EXPECT_TRUE(Escalated(1));
   Server(c_.flow.ToClient("+OK go ahead\r\n"));
   EXPECT_EQ(Bytes(PG_EV_RAW), "+OK go ahead\r\n");
+}
+
+// The agent's offer to frame again, as it would make it: both directions'
+// streams end where the kernel's do.
+pg_resync OfferAt(const pg_flow& f, uint32_t gen) {
+  pg_resync r{};
+  r.next_seq[PG_DIR_TO_SERVER] = f.dir[PG_DIR_TO_SERVER].next_seq;
+  r.next_seq[PG_DIR_TO_CLIENT] = f.dir[PG_DIR_TO_CLIENT].next_seq;
+  r.gen = gen;
+  r.phase = PG_PHASE_CMD;
+  return r;
+}
+
+class ResyncTest : public ConversationTest {
+ protected:
+  // An unknown verb escalates the server direction; its answer goes up raw.
+  void Escalate(const std::string& command) {
+    Client(c_.flow.ToServer(command));
+    Server(c_.flow.ToClient("-ERR unknown command\r\n"));
+    ASSERT_TRUE(Escalated(PG_DIR_TO_CLIENT));
+  }
+};
+
+TEST_F(ResyncTest, AnOfferWhereTheKernelStandsTakesTheFlowBackToFraming) {
+  Escalate("XFOO\r\n");
+  const size_t raw_before = Events(PG_EV_RAW).size();
+  pf_->OfferResync(c_.key, OfferAt(State(), 1));
+  Client(c_.flow.ToServer("RETR 1\r\n"));
+  EXPECT_EQ(Counter(PG_CNT_RESYNCS), 1u);
+  EXPECT_FALSE(Escalated(PG_DIR_TO_SERVER));
+  EXPECT_FALSE(Escalated(PG_DIR_TO_CLIENT));
+  // RETR was framed after the resync: its +OK opens a body the kernel keeps.
+  Server(c_.flow.ToClient("+OK 20 octets\r\nSubject: hi\r\n\r\nbody\r\n.\r\n"));
+  EXPECT_EQ(Events(PG_EV_RAW).size(), raw_before);
+  EXPECT_EQ(ServerLines().back(), "+OK 20 octets\r\n");
+  EXPECT_FALSE(State().dir[PG_DIR_TO_CLIENT].flags & PG_DF_IN_BODY);
+  EXPECT_EQ(State().q_head, State().q_tail);
+}
+
+TEST_F(ResyncTest, AfterAGapIsFilledTheFlowIsFramedAgain) {
+  const uint32_t off = c_.flow.ClientNextSeq() - (c_.flow.client_isn + 1);
+  Client(c_.flow.ToServerAt(off + 10, "PASS x\r\n"));
+  ASSERT_TRUE(Escalated(PG_DIR_TO_SERVER));
+  Client(c_.flow.ToServerAt(off, "USER abc\r\n"));  // the hole, late
+  // The agent has both lines: USER and PASS are owed their answers.
+  pg_resync offer = OfferAt(State(), 1);
+  ASSERT_EQ(offer.next_seq[PG_DIR_TO_SERVER], c_.flow.client_isn + 1 + off + 18);
+  offer.respq[0] = offer.respq[1] = PG_RK_SINGLE;
+  offer.q_len = 2;
+  pf_->OfferResync(c_.key, offer);
+  Client(c_.flow.ToServerAt(off + 18, "QUIT\r\n"));
+  EXPECT_EQ(Counter(PG_CNT_RESYNCS), 1u);
+  EXPECT_EQ(Bytes(PG_EV_CLIENT_DATA), "QUIT\r\n");
+  Server(c_.flow.ToClient("+OK\r\n+OK\r\n+OK bye\r\n"));
+  EXPECT_EQ(ServerLines().back(), "+OK bye\r\n");
+  EXPECT_FALSE(Escalated(PG_DIR_TO_CLIENT));
+  EXPECT_EQ(State().q_head, State().q_tail);
+}
+
+TEST_F(ResyncTest, AnOfferBehindTheKernelIsNotTaken) {
+  Escalate("XFOO\r\n");
+  pg_resync offer = OfferAt(State(), 1);
+  offer.next_seq[PG_DIR_TO_CLIENT] -= 1;  // the agent lacks the last byte
+  pf_->OfferResync(c_.key, offer);
+  Client(c_.flow.ToServer("NOOP\r\n"));
+  EXPECT_EQ(Counter(PG_CNT_RESYNCS), 0u);
+  EXPECT_TRUE(Escalated(PG_DIR_TO_CLIENT));
+  Server(c_.flow.ToClient("+OK\r\n"));
+  EXPECT_EQ(Events(PG_EV_RAW).back().dir, PG_DIR_TO_CLIENT);
+}
+
+TEST_F(ResyncTest, AnOfferIsTakenOnce) {
+  Escalate("XFOO\r\n");
+  pf_->OfferResync(c_.key, OfferAt(State(), 7));
+  Client(c_.flow.ToServer("NOOP\r\n"));
+  Server(c_.flow.ToClient("+OK\r\n"));
+  ASSERT_EQ(Counter(PG_CNT_RESYNCS), 1u);
+  Escalate("XBAR\r\n");
+  pf_->OfferResync(c_.key, OfferAt(State(), 7));  // an old offer again
+  Client(c_.flow.ToServer("NOOP\r\n"));
+  EXPECT_EQ(Counter(PG_CNT_RESYNCS), 1u);
+  EXPECT_TRUE(Escalated(PG_DIR_TO_CLIENT));
+  pf_->OfferResync(c_.key, OfferAt(State(), 8));
+  Client(c_.flow.ToServer("NOOP\r\n"));
+  EXPECT_EQ(Counter(PG_CNT_RESYNCS), 2u);
+}
+
+TEST_F(ResyncTest, AnOfferInsideABodyKeepsTheRestOfIt) {
+  Escalate("XFOO\r\n");
+  Client(c_.flow.ToServer("RETR 1\r\n"));
+  Server(c_.flow.ToClient("+OK\r\nfirst line\r\n"));  // raw: still escalated
+  pg_resync offer = OfferAt(State(), 1);
+  offer.server_in_body = 1;  // the agent owes nothing more: the body is under way
+  pf_->OfferResync(c_.key, offer);
+  const size_t raw_before = Events(PG_EV_RAW).size();
+  const size_t lines_before = ServerLines().size();
+  Server(c_.flow.ToClient("second line\r\n.\r\n"));
+  EXPECT_EQ(Counter(PG_CNT_RESYNCS), 1u);
+  EXPECT_EQ(Events(PG_EV_RAW).size(), raw_before);
+  EXPECT_EQ(ServerLines().size(), lines_before);
+  EXPECT_FALSE(State().dir[PG_DIR_TO_CLIENT].flags & PG_DF_IN_BODY);
+  // The terminator was found: what follows is framed as a status line.
+  Client(c_.flow.ToServer("NOOP\r\n"));
+  Server(c_.flow.ToClient("+OK\r\n"));
+  EXPECT_EQ(ServerLines().back(), "+OK\r\n");
+}
+
+TEST_F(ResyncTest, ImplicitTlsFlowsAreNotTakenBack) {
+  pg_flow f = State();
+  f.implicit_tls = 1;
+  f.dir[PG_DIR_TO_CLIENT].flags |= PG_DF_ESCALATED;
+  pf_->UpdateFlow(c_.key, f);
+  pf_->OfferResync(c_.key, OfferAt(f, 1));
+  Client(c_.flow.ToServer("NOOP\r\n"));
+  EXPECT_EQ(Counter(PG_CNT_RESYNCS), 0u);
 }
 
 TEST_F(ConversationTest, ResponseQueueOverflowEscalates) {

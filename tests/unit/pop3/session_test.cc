@@ -1026,5 +1026,37 @@ TEST(SessionTest, ScanListingsExposeAbsurdNumbers) {
   EXPECT_EQ(ResponseOf(responses[3]).scan, (ScanListing{3, UINT64_MAX}));
 }
 
+// Where the session stands, for the kernel to take framing back: only at
+// a line boundary of both streams and never around STLS.
+TEST(FramingTest, OwedResponsesInOrderAtLineBoundaries) {
+  using Kind = Session::ResponseKind;
+  Session s([](const Event&) {});
+  ASSERT_TRUE(s.Framing());
+  EXPECT_EQ(s.Framing()->owed, std::vector<Kind>{Kind::kGreeting});
+  s.OnServerData(kGreeting);
+  s.OnClientData("LIST\r\nUIDL 1\r\nAUTH PLAIN\r\nRETR");
+  EXPECT_FALSE(s.Framing()) << "the client is inside a line";
+  s.OnClientData(" 1\r\n");
+  ASSERT_TRUE(s.Framing());
+  EXPECT_EQ(s.Framing()->owed, (std::vector<Kind>{Kind::kMulti, Kind::kSingle, Kind::kSasl, Kind::kMulti}));
+  s.OnServerData("+OK 2 messages\r\n1 120\r");
+  EXPECT_FALSE(s.Framing()) << "the server is inside a body line";
+  s.OnServerData("\n");
+  ASSERT_TRUE(s.Framing());
+  EXPECT_TRUE(s.Framing()->in_body);
+  s.OnServerData(".\r\n+OK 1 abc\r\n+ \r\n");
+  ASSERT_TRUE(s.Framing());
+  EXPECT_FALSE(s.Framing()->in_body);
+  EXPECT_TRUE(s.Framing()->sasl);
+  EXPECT_EQ(s.Framing()->owed, (std::vector<Kind>{Kind::kSasl, Kind::kMulti}));
+  s.OnClientData("AGFsaWNlAHNlY3JldA==\r\n");
+  s.OnServerData("+OK logged in\r\n");
+  ASSERT_TRUE(s.Framing());
+  EXPECT_FALSE(s.Framing()->sasl);
+  EXPECT_EQ(s.Framing()->owed, std::vector<Kind>{Kind::kMulti});
+  s.OnClientData("STLS\r\n");
+  EXPECT_FALSE(s.Framing()) << "STLS is owed an answer";
+}
+
 }  // namespace
 }  // namespace popguard::pop3
