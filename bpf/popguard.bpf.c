@@ -559,10 +559,7 @@ static __always_inline void pg_set_key(struct pg_flow_key *k, const __u32 *clien
 
 static __always_inline int pg_is_pop3_port(__u16 port_be)
 {
-	__u32 port = port_be;
-	__u8 *k = bpf_map_lookup_elem(&pg_ports, &port);
-
-	return !k || *k;
+	return pg_port_kind[port_be];
 }
 
 /*
@@ -622,7 +619,7 @@ static __always_inline int pg_inspect(void *ctx, const bool xdp, __u8 hook, void
 	struct pg_config *cfg;
 	struct pg_scratch *s;
 	struct pg_parsed *p;
-	__u8 *ks, *kd, kind;
+	__u8 ks, kd, kind;
 	int r;
 
 	if (pg_quick_non_pop3(data, data_end, cls_base + PG_CLASS_NON_POP3))
@@ -674,9 +671,9 @@ static __always_inline int pg_inspect(void *ctx, const bool xdp, __u8 hook, void
 
 	sport = p->sport;
 	dport = p->dport;
-	kd = bpf_map_lookup_elem(&pg_ports, &dport);
-	ks = bpf_map_lookup_elem(&pg_ports, &sport);
-	if (!kd || !ks || (!*kd && !*ks)) {
+	kd = pg_port_kind[dport & 0xffff];
+	ks = pg_port_kind[sport & 0xffff];
+	if (!kd && !ks) {
 		pg_count(cls_base + PG_CLASS_NON_POP3, 1);
 		return 0;
 	}
@@ -686,10 +683,10 @@ static __always_inline int pg_inspect(void *ctx, const bool xdp, __u8 hook, void
 	s->info.key.family = p->family;
 	s->info.key.pad[0] = s->info.key.pad[1] = s->info.key.pad[2] = 0;
 	/* The key is oriented client -> server whichever way the packet goes. */
-	kind = *kd ? *kd : *ks;
-	s->info.dir = *kd ? PG_DIR_TO_SERVER : PG_DIR_TO_CLIENT;
-	pg_set_key(&s->info.key, *kd ? p->saddr : p->daddr, *kd ? p->daddr : p->saddr,
-		   *kd ? p->sport : p->dport, *kd ? p->dport : p->sport);
+	kind = kd ? kd : ks;
+	s->info.dir = kd ? PG_DIR_TO_SERVER : PG_DIR_TO_CLIENT;
+	pg_set_key(&s->info.key, kd ? p->saddr : p->daddr, kd ? p->daddr : p->saddr,
+		   kd ? p->sport : p->dport, kd ? p->dport : p->sport);
 	pg_count(cls_base + (s->info.dir == PG_DIR_TO_SERVER ? PG_CLASS_TO_SERVER
 							      : PG_CLASS_TO_CLIENT),
 		 1);

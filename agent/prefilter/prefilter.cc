@@ -5,6 +5,7 @@
 #include <bpf/libbpf.h>
 #include <linux/if_link.h>
 #include <net/if.h>
+#include <sys/mman.h>
 
 #include <cerrno>
 #include <cstring>
@@ -19,6 +20,8 @@ std::string Why(int err) { return std::strerror(err < 0 ? -err : err); }
 [[noreturn]] void Fail(const std::string& what, int err) {
   throw PrefilterError(what + ": " + Why(err));
 }
+
+constexpr size_t kPortsSize = 65536;  // pg_port_kind: one byte per port
 
 uint64_t MonotonicNs() {
   timespec ts{};
@@ -86,11 +89,19 @@ Prefilter::Prefilter(const PrefilterOptions& options)
       if (!p) throw PrefilterError(std::string("the BPF object has no program ") + names[i]);
       prog_fd_[i] = bpf_program__fd(p);
     }
+    // pg_port_kind lives in its own data section, a one-entry array map
+    // created mmap-able; libbpf 1.1 maps it only for skeletons.
+    if (bpf_map__value_size(map(".data.ports")) != kPortsSize)
+      throw PrefilterError("the BPF object's .data.ports section is not a 64 KiB array");
+    void* ports = mmap(nullptr, kPortsSize, PROT_READ | PROT_WRITE, MAP_SHARED, MapFd(".data.ports"), 0);
+    if (ports == MAP_FAILED) Fail("mapping .data.ports", errno);
+    ports_ = static_cast<uint8_t*>(ports);
     ring_ = ring_buffer__new(MapFd("pg_events"), OnRecord, this, nullptr);
     if (!ring_) Fail("opening the event ring buffer", errno);
     Reset();
   } catch (...) {
     ring_buffer__free(ring_);
+    if (ports_) munmap(ports_, kPortsSize);
     bpf_object__close(obj_);
     throw;
   }
@@ -98,6 +109,7 @@ Prefilter::Prefilter(const PrefilterOptions& options)
 
 Prefilter::~Prefilter() {
   ring_buffer__free(ring_);
+  munmap(ports_, kPortsSize);
   bpf_object__close(obj_);
 }
 
@@ -129,14 +141,9 @@ void Prefilter::Reset() {
     Fail("resetting pg_global_budget", err);
   ResetCounters();
   SetConfig(DefaultConfig());
-  int ports = MapFd("pg_ports");
-  for (uint32_t port = 0; port < 65536; ++port) {
-    uint8_t kind = port == 110 ? PG_PORT_POP3 : port == 995 ? PG_PORT_POP3_TLS : 0;
-    uint8_t cur = 0;
-    uint32_t key = htons(static_cast<uint16_t>(port));
-    if (bpf_map_lookup_elem(ports, &key, &cur) == 0 && cur == kind) continue;
-    SetPort(static_cast<uint16_t>(port), kind);
-  }
+  std::memset(ports_, 0, kPortsSize);
+  SetPort(110, PG_PORT_POP3);
+  SetPort(995, PG_PORT_POP3_TLS);
   DrainEvents();
   decoder_ = NewDecoder(flow_map_entries_);
 }
@@ -157,9 +164,7 @@ pg_config Prefilter::Config() const {
 
 void Prefilter::SetPort(uint16_t port, uint8_t kind) {
   // The kernel indexes by the port's bytes as they sit in the TCP header.
-  uint32_t key = htons(port);
-  if (int err = bpf_map_update_elem(MapFd("pg_ports"), &key, &kind, BPF_ANY))
-    Fail("writing pg_ports[" + std::to_string(port) + "]", err);
+  ports_[htons(port)] = kind;
 }
 
 int Prefilter::ProgramFd(Hook hook) const { return prog_fd_[static_cast<int>(hook)]; }

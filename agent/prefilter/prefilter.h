@@ -95,6 +95,7 @@ class Prefilter {
   bpf_object* obj_ = nullptr;
   int prog_fd_[3] = {-1, -1, -1};
   ring_buffer* ring_ = nullptr;
+  uint8_t* ports_ = nullptr;  // pg_port_kind, mapped from the kernel
   EventDecoder decoder_;
   // The kernel's clock when the records were read: the fixed clock if the
   // configuration sets one, else CLOCK_MONOTONIC (bpf_ktime_get_ns).

@@ -109,15 +109,14 @@ struct {
 	__type(value, struct pg_config);
 } pg_config SEC(".maps");
 
-/* Indexed by port as it sits in the TCP header (network byte order read
- * as a native u16): the non-POP3 fast path is an inlined array read with
- * no byte swap. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 65536);
-	__type(key, __u32);
-	__type(value, __u8);
-} pg_ports SEC(".maps");
+/*
+ * The configured ports: enum pg_port_kind, 0 for any other port, indexed by
+ * the port as it sits in the TCP header (network byte order read as a
+ * native u16). A global array in its own section, which libbpf makes a
+ * one-entry array map the agent writes through mmap: the non-POP3 fast
+ * path reads it with one load per port, no lookup, no byte swap.
+ */
+__u8 pg_port_kind[65536] SEC(".data.ports");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
