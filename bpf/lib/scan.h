@@ -107,17 +107,28 @@ static __always_inline __u32 pg_body_step(__u32 m, __u8 c)
 
 #define PG_FAST_BLOCK 64
 
-/* 1 when the 64 bytes at p hold an LF followed by '.' (p[64] is read as
- * the lookahead of an LF in the last byte). Per word, a byte of
- * (w ^ "\n\n..") | (w' ^ "..") is zero exactly where an LF is followed by
- * '.', w' being the word one byte further on; one any-zero-byte test,
- * accumulated over the eight words, answers for the block. */
+/* 1 when the 64 bytes at p may hold an LF followed by '.' (p[64] is read
+ * as the lookahead of an LF in the last byte). Per word, a byte of
+ * t = (w ^ "\n\n..") | (w' ^ "..") is zero exactly where an LF is followed
+ * by '.', w' being the word one byte further on. The block test takes the
+ * high bits of t - 1 only: set for a zero byte, and for a byte of t at
+ * 0x81 or above, which needs a byte of 0x80 or above in the text. Mail is
+ * mostly 7-bit, so that cheaper test is exact on it; a block that fails it
+ * is tested again exactly before it counts as a candidate, so 8-bit text
+ * costs a second pass, not the slow path. */
 static __always_inline int pg_block_has_candidate(const __u8 *p)
 {
 	const __u64 lf = '\n' * PG_ONES, dot = '.' * PG_ONES;
 	__u64 acc = 0;
 	int j;
 
+#pragma unroll
+	for (j = 0; j < PG_FAST_BLOCK / 8; j++)
+		acc |= ((*(const __u64 *)(p + 8 * j) ^ lf) | (*(const __u64 *)(p + 8 * j + 1) ^ dot)) -
+		       PG_ONES;
+	if (!(acc & PG_HIGHS))
+		return 0;
+	acc = 0;
 #pragma unroll
 	for (j = 0; j < PG_FAST_BLOCK / 8; j++) {
 		__u64 t = (*(const __u64 *)(p + 8 * j) ^ lf) | (*(const __u64 *)(p + 8 * j + 1) ^ dot);

@@ -1018,6 +1018,23 @@ TEST_F(ConversationTest, SixtyKiBBodyThroughXdpStaysInKernel) {
   EXPECT_EQ(State().q_head, State().q_tail);
 }
 
+// 8-bit text fails the body fast path's cheap block test everywhere; the
+// exact test must still find only real "LF ." candidates: dot-stuffed
+// lines stay in the body, the terminator ends it.
+TEST_F(ConversationTest, EightBitBodyWithDotStuffingIsKeptAndEndsAtItsTerminator) {
+  Client(c_.flow.ToServer("RETR 1\r\nNOOP\r\n"));
+  std::string body = "+OK\r\n";
+  for (int i = 0; body.size() < 3000; ++i) {
+    body += i % 7 == 3 ? "..sch\xc3\xb6ne Gr\xc3\xbc\xc3\x9f\xc3\xa9 \xe2\x80\x94 \xff\x80\r\n"
+                       : "Gr\xc3\xbc\xc3\x9f aus M\xc3\xbcnchen, \xc3\xa7" "a va tr\xc3\xa8s bien.\r\n";
+  }
+  body += ".\r\n+OK done\r\n";
+  EXPECT_EQ(Run(c_.flow.ToClient(body), Hook::kXdp), kPass);
+  EXPECT_EQ(ServerLines(), (std::vector<std::string>{"+OK POP3 ready\r\n", "+OK\r\n", "+OK done\r\n"}));
+  EXPECT_TRUE(Events(PG_EV_RAW).empty());
+  EXPECT_EQ(State().q_head, State().q_tail);
+}
+
 TEST_F(ConversationTest, BodySegmentThroughTcEgress) {
   Client(c_.flow.ToServer("RETR 1\r\nNOOP\r\n"));
   std::string body = "+OK\r\n";
