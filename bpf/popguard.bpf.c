@@ -458,6 +458,8 @@ static __always_inline int pg_tcp(void *ctx, const bool xdp, struct pg_scratch *
 #endif
 	if ((flow->dir[0].flags | flow->dir[1].flags) & PG_DF_ESCALATED)
 		pg_try_resync(flow, &s->info.key);
+	if (dir == PG_DIR_TO_CLIENT)
+		d->flags |= PG_DF_SPOKE;
 	if (!(d->flags & PG_DF_HAVE_SEQ)) {
 		raw_flags |= PG_EVF_NO_STATE;
 		d->next_seq = p->seq;

@@ -199,6 +199,8 @@ enum pg_phase {
 #define PG_DF_OVER_THRESHOLD (1u << 4) /* this line already raised its threshold anomaly */
 #define PG_DF_STLS_SENT (1u << 5) /* client: STLS sent, answer pending */
 #define PG_DF_OVER_HARD (1u << 6) /* this line already raised its hard-limit anomaly */
+#define PG_DF_SPOKE (1u << 7)     /* server: some payload came (before any, a command means
+				     no greeting will: the agent's rule too) */
 
 /* Per-direction state. Written only by the hook that sees that direction. */
 struct pg_dir_state {

@@ -192,7 +192,7 @@ static __always_inline void pg_try_resync(struct pg_flow *flow, const struct pg_
 		struct pg_dir_state *d = &flow->dir[i];
 
 		pg_line_reset(d);
-		d->flags = PG_DF_HAVE_SEQ;
+		d->flags = PG_DF_HAVE_SEQ | (d->flags & PG_DF_SPOKE);
 		d->body_match = 0;
 		d->tls_left = 0;
 		d->tls_hdr_len = 0;
@@ -229,6 +229,14 @@ static __always_inline void pg_client_line_done(struct pg_flow *flow, __u32 head
 		return;
 	}
 	depth = flow->q_tail - flow->q_head;
+	/* A command before any server byte: the connection was picked up
+	 * after the greeting, or the server sends none (a test rig). The
+	 * server's first line answers the command, as the agent pairs it. */
+	if (depth == 1 && flow->respq[flow->q_head & (PG_RESPQ_LEN - 1)] == PG_RK_GREETING &&
+	    !(flow->dir[PG_DIR_TO_CLIENT].flags & PG_DF_SPOKE)) {
+		flow->q_head++;
+		depth = 0;
+	}
 	if (depth >= PG_RESPQ_LEN) {
 		pg_emit_anomaly(PG_AN_RESPQ_OVERFLOW, 0);
 		pg_escalate(srv);

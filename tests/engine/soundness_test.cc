@@ -4,6 +4,8 @@
 // smallest the agent configures; a flood past a budget is itself an alert.
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "agent/detect/kernel_plan.h"
 #include "replay_util.h"
 
@@ -82,6 +84,45 @@ TEST_F(SoundnessTest, EscalatedFlowsAreFramedAgainAndAlertsStayTheSame) {
   EXPECT_LT(k[PG_CNT_EVENT_BYTES], 1000u);
   EXPECT_EQ(with.stats.inspector.stream_gaps, 0u);
   EXPECT_FALSE(without.alerts.empty()) << "the format string after the resync";
+  EXPECT_EQ(with.alerts, without.alerts);
+}
+
+// A client that speaks before any server byte (suricata-verify's
+// pop3-auth-01 starts so): the kernel and the agent both take the server's
+// first line as the answer, so the kernel frames the whole session and
+// keeps its bodies. Events that show pairing are turned into alerts, so a
+// difference in pairing is a difference in alerts.
+TEST_F(SoundnessTest, CommandBeforeTheGreetingPairsTheSameWithAndWithout) {
+  const std::vector<Exchange> dialogue = {
+      {true, "CAPA\r\n"},
+      {false, "+OK Capability list follows\r\nUSER\r\nSASL PLAIN\r\n.\r\n"},
+      {true, "USER alice\r\n"},
+      {false, "+OK\r\n"},
+      {true, "PASS secret\r\n"},
+      {false, "+OK logged in\r\n"},
+      {true, "RETR 1\r\n"},
+      {false, "+OK\r\nSubject: x\r\n\r\n+OK not a status\r\n.\r\n"},
+      {true, "RETR %s%s%s%s\r\n"},
+      {false, "-ERR no such message\r\n"},
+  };
+  TempDir dir;
+  const std::string pcap = dir.File("early.pcap");
+  WritePcap(pcap, BuildConversation(dialogue));
+  const std::string pairing = dir.File("pairing.rules");
+  std::ofstream(pairing)
+      << "alert tcp any any -> any any (msg:\"unsolicited\"; app-layer-event:pop3.unsolicited_response; sid:1; rev:1;)\n"
+         "alert tcp any any -> any any (msg:\"bad status\"; app-layer-event:pop3.bad_status_token; sid:2; rev:1;)\n";
+  RunOptions options;
+  options.rules = {ShippedRules(), pairing};
+  RunResult with = RunCapture(pcap, options);
+  options.prefilter = false;
+  RunResult without = RunCapture(pcap, options);
+  ASSERT_TRUE(with.stats.kernel);
+  EXPECT_EQ((*with.stats.kernel)[PG_CNT_ESCALATIONS], 0u);
+  EXPECT_EQ(with.stats.inspector.bodies_elided, 2u);
+  EXPECT_FALSE(without.Sids().contains(1));
+  EXPECT_FALSE(without.Sids().contains(2));
+  EXPECT_FALSE(without.alerts.empty());
   EXPECT_EQ(with.alerts, without.alerts);
 }
 

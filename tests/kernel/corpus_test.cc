@@ -115,8 +115,7 @@ TEST_F(CorpusTest, PlaintextCapturesSendEveryClientByte) {
   for (const char* name :
        {"pcaps/zeek_pop3_pop3.pcap", "pcaps/ndpi_pop3.pcapng", "suricata-verify/pop3/input.pcap",
         "suricata-verify/pop3-02-bug-7709/input.pcap",
-        // Truncated; and a session with no greeting, which the kernel
-        // cannot frame and escalates.
+        // Truncated; and a session with no greeting.
         "suricata-verify/pop3-03-bug-7709/input.pcap", "suricata-verify/pop3-auth-01/input.pcap"}) {
     SCOPED_TRACE(name);
     Replay r = ReplayCapture(*pf_, kCorpus / name);
@@ -127,11 +126,13 @@ TEST_F(CorpusTest, PlaintextCapturesSendEveryClientByte) {
 }
 
 // Complete sessions with real servers: the kernel frames every response
-// without doubt, so status lines come up and nothing is escalated.
+// without doubt, so status lines come up and nothing is escalated. In
+// pop3-auth-01 the client speaks first and no greeting comes.
 TEST_F(CorpusTest, RealServersAreFramedWithoutDoubt) {
   for (const char* name : {"pcaps/zeek_pop3_pop3.pcap", "pcaps/ndpi_pop3.pcapng",
                            "suricata-verify/pop3/input.pcap",
-                           "suricata-verify/pop3-02-bug-7709/input.pcap"}) {
+                           "suricata-verify/pop3-02-bug-7709/input.pcap",
+                           "suricata-verify/pop3-auth-01/input.pcap"}) {
     SCOPED_TRACE(name);
     Replay r = ReplayCapture(*pf_, kCorpus / name);
     auto anomalies = AnomalyCounts(r);

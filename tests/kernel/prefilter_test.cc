@@ -605,6 +605,35 @@ TEST_F(KernelTest, MidStreamFlowIsCountedAndEscalated) {
   EXPECT_EQ(Events(PG_EV_RAW).size(), 3u);
 }
 
+// As the agent pairs it: a command before any server byte means no greeting
+// will come (the connection was picked up late, or a rig sends none), and
+// the server's first line answers the command.
+TEST_F(KernelTest, CommandBeforeAnyServerByteMeansNoGreeting) {
+  Conversation c;
+  Client(c.flow.Syn());
+  Server(c.flow.SynAck());
+  Client(c.flow.Ack());
+  Client(c.flow.ToServer("CAPA\r\n"));
+  Server(c.flow.ToClient("+OK Capability list follows\r\nUSER\r\n.\r\n"));
+  Client(c.flow.ToServer("USER a\r\n"));
+  Server(c.flow.ToClient("+OK\r\n"));
+  EXPECT_EQ(ServerLines(), (std::vector<std::string>{"+OK Capability list follows\r\n", "+OK\r\n"}));
+  EXPECT_TRUE(Events(PG_EV_RAW).empty());
+  EXPECT_EQ(Counter(PG_CNT_ESCALATIONS), 0u);
+}
+
+TEST_F(KernelTest, CommandAfterTheServerSpokeWaitsForTheGreeting) {
+  Conversation c;
+  Client(c.flow.Syn());
+  Server(c.flow.SynAck());
+  Client(c.flow.Ack());
+  Server(c.flow.ToClient("+OK rea"));
+  Client(c.flow.ToServer("CAPA\r\n"));
+  Server(c.flow.ToClient("dy\r\n+OK\r\nUSER\r\n.\r\n"));
+  EXPECT_EQ(ServerLines(), (std::vector<std::string>{"+OK ready\r\n", "+OK\r\n"}));
+  EXPECT_EQ(Counter(PG_CNT_ESCALATIONS), 0u);
+}
+
 TEST_F(ConversationTest, UnknownVerbEscalatesTheServerDirection) {
   Client(c_.flow.ToServer("XTND XMIT\r\n"));
   EXPECT_EQ(CountAnomaly(PG_AN_UNKNOWN_VERB), 1u);
