@@ -75,6 +75,51 @@ struct Pattern {
   unsigned id;
 };
 
+// A verb's key in the verb index: its first 8 bytes upper-cased. Verbs
+// are short; longer ones that share a key only add candidates, which the
+// matcher settles.
+uint64_t VerbKey(std::string_view verb) {
+  uint64_t key = 0;
+  for (size_t i = 0; i < verb.size() && i < sizeof key; ++i) {
+    key |= uint64_t{static_cast<uint8_t>(pop3::Upper(verb[i]))} << (8 * i);
+  }
+  return key;
+}
+
+// The verbs that a rule's pop3.command must be one of for the
+// rule to match; empty when the rule leaves the verb open. pop3.command is
+// the verb alone, so a content with `bsize` of its own length, or with
+// startswith and endswith, is the whole verb, and so is a pcre that is a
+// choice of words. VerbKey upper-cases both sides, so nocase and /i stay
+// within the set.
+std::vector<std::string> PinnedVerbs(const rules::Rule& rule) {
+  std::vector<std::string> best;
+  auto consider = [&](std::vector<std::string> verbs) {
+    if (!verbs.empty() && (best.empty() || verbs.size() < best.size())) best = std::move(verbs);
+  };
+  for (const rules::Detection& d : rule.detections) {
+    if (const auto* content = std::get_if<rules::ContentMatch>(&d);
+        content && content->buffer == Buffer::kPop3Command && !content->negated) {
+      const bool whole =
+          (content->startswith && content->endswith) ||
+          std::any_of(rule.detections.begin(), rule.detections.end(),
+                      [&](const rules::Detection& other) {
+                        const auto* size = std::get_if<rules::BufferSize>(&other);
+                        return size && size->buffer == Buffer::kPop3Command &&
+                               size->test.op == rules::Comparison::kEqual &&
+                               size->test.value == content->pattern.size();
+                      });
+      if (whole) consider({content->pattern});
+    }
+    // With /m, `^` and `$` also match inside the subject.
+    if (const auto* pcre = std::get_if<rules::PcreMatch>(&d);
+        pcre && pcre->buffer == Buffer::kPop3Command && !pcre->modifiers.multiline) {
+      consider(WordAlternatives(*pcre));
+    }
+  }
+  return best;
+}
+
 // Whether a literal names few lines. Short words and status tokens (`+OK`,
 // `OK`) occur on most POP3 lines, where a regex in prefilter mode or a
 // choice of words names fewer candidates; a rare symbol (`%`, `*`, `-`) is
@@ -97,11 +142,15 @@ bool HyperscanAccepts(const std::string& regex, unsigned flags) {
   return true;
 }
 
-// Puts the rule's index patterns in `patterns` (per scanned buffer); false
-// when nothing can index it. In order of preference: the marked fast
-// pattern, a selective literal, a choice of words, a plain pcre in
+// Indexes the rule: its patterns go to `patterns` (per scanned buffer), or
+// it goes to `by_verb` under each verb it is pinned to; false when nothing
+// can index it. In order of preference: the marked fast pattern, a
+// selective literal off the verb, the verbs it is pinned to (an exact verb
+// names fewer lines than the verb's literal anywhere on them, and costs no
+// scan), a selective literal, a choice of words, a plain pcre in
 // Hyperscan's prefilter mode (a superset of its matches), a common literal.
-bool IndexRule(const rules::Rule& rule, unsigned id, std::vector<std::vector<Pattern>>* patterns) {
+bool IndexRule(const rules::Rule& rule, unsigned id, std::vector<std::vector<Pattern>>* patterns,
+               std::unordered_map<uint64_t, std::vector<size_t>>* by_verb) {
   auto add = [&](Buffer buffer, std::string expression, unsigned flags) {
     (*patterns)[BufferSlot(buffer)].push_back(
         {std::move(expression), flags | HS_FLAG_SINGLEMATCH, id});
@@ -131,8 +180,14 @@ bool IndexRule(const rules::Rule& rule, unsigned id, std::vector<std::vector<Pat
         caseless ? HS_FLAG_CASELESS : 0);
     return true;
   };
-  if (fast && (fast->fast_pattern || Selective(fast->pattern))) {
+  const std::vector<std::string> verbs = PinnedVerbs(rule);
+  if (fast && (fast->fast_pattern || (Selective(fast->pattern) &&
+                                      (verbs.empty() || fast->buffer != Buffer::kPop3Command)))) {
     return add_literal();
+  }
+  if (!verbs.empty()) {
+    for (const std::string& verb : verbs) (*by_verb)[VerbKey(verb)].push_back(id);
+    return true;
   }
   for (const rules::Detection& d : rule.detections) {
     const auto* pcre = std::get_if<rules::PcreMatch>(&d);
@@ -278,7 +333,7 @@ CompileResult Compile(std::vector<rules::Rule> rules) {
     const size_t index = engine->rules_.size();
     if (!rule.app_layer_events.empty()) {
       engine->by_event_[static_cast<int>(rule.app_layer_events.front())].push_back(index);
-    } else if (!IndexRule(rule, static_cast<unsigned>(index), &patterns)) {
+    } else if (!IndexRule(rule, static_cast<unsigned>(index), &patterns, &engine->by_verb_)) {
       engine->unindexed_.push_back(index);
     }
     compiled->regexes = std::move(regexes);
@@ -551,6 +606,19 @@ void RuleEngine::InspectUnordered(const Unit& unit, const FlowTuple& tuple, Flow
     std::vector<Alert>* alerts;
     uint32_t present;
   } context{this, &unit, &tuple, flow, alerts, present};
+  // The verb's rules first, as its literals came first in the line.
+  if (unit.command && !by_verb_.empty()) {
+    std::string_view verb = *unit.command;
+    // A pcre's `$` also matches before a final newline.
+    if (verb.ends_with('\n')) verb.remove_suffix(1);
+    if (auto it = by_verb_.find(VerbKey(verb)); it != by_verb_.end()) {
+      for (size_t index : it->second) {
+        if ((compiled_[index]->required_buffers & ~present) == 0) {
+          Evaluate(index, unit, tuple, flow, alerts);
+        }
+      }
+    }
+  }
   for (size_t slot = 0; slot < kUnitBuffers.size(); ++slot) {
     if (!databases_[slot] || !(present & (1u << slot))) continue;
     std::string_view buffer = *unit.Get(kUnitBuffers[slot]);

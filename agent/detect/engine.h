@@ -8,11 +8,14 @@
 // else the longest positive content, as Snort and Suricata choose). The
 // payload, verb, arguments and status line of a unit are all slices of one
 // line, so their literals share one database scanned over the payload: one
-// scan per line. A rule with no usable content but a pcre that is a choice
-// of words contributes the words; else a plain pcre goes in Hyperscan's
-// prefilter mode to its buffer's database; the rest are checked on every
-// unit carrying the buffers they read. Size tests that need no cursor run
-// before the exact matcher.
+// scan per line. A rule that pins pop3.command to exact verbs (`content`
+// with `bsize` of its length, or a pcre that is a choice of words) is looked
+// up by the unit's verb instead, unless it has a selective literal off the
+// verb. A rule with no usable content but a pcre that is a choice of words
+// contributes the words; else a plain pcre goes in Hyperscan's prefilter
+// mode to its buffer's database; the rest are checked on every unit
+// carrying the buffers they read. Size tests that need no cursor run before
+// the exact matcher.
 //
 // Rules the engine cannot honour are refused at compile time with an error
 // naming the rule and the option, never loaded half-understood.
@@ -107,6 +110,9 @@ class RuleEngine {
   // are present; app-layer-event rules, by event.
   std::vector<size_t> unindexed_;
   std::unordered_map<int, std::vector<size_t>> by_event_;
+  // Rules pinned to exact verbs, by VerbKey: looked up by the unit's verb
+  // instead of scanned for.
+  std::unordered_map<uint64_t, std::vector<size_t>> by_verb_;
   std::unordered_map<std::string, size_t> flowbit_index_;
   std::unordered_map<std::string, ThresholdState> thresholds_;
   // Candidates seen in the current unit (generation stamps avoid clearing).

@@ -127,6 +127,28 @@ TEST(EngineTest, PcreWithoutContentIsPrefilteredAndConfirmed) {
   EXPECT_EQ(Sids(*engine, Command("RETR", "-1", s)), (std::vector<uint32_t>{2}));
 }
 
+TEST(EngineTest, RulesPinnedToVerbsMatchEveryVerbTheirKeywordsAccept) {
+  // Looked up by the unit's verb, not scanned for: case folding (nocase,
+  // /i, a verb not upper-cased) and `$` before a final newline must not
+  // hide a match the keywords accept.
+  auto engine = Engine(
+      "alert tcp any any -> any any (msg:\"bsize\"; pop3.command; content:\"uidl\"; nocase; "
+      "bsize:4; sid:1;)\n"
+      "alert tcp any any -> any any (msg:\"ends\"; pop3.command; content:\"UIDL\"; "
+      "startswith; endswith; sid:2;)\n"
+      "alert tcp any any -> any any (msg:\"words\"; pop3.command; pcre:\"/^(?:retr|top)$/i\"; "
+      "sid:3;)\n"
+      "alert tcp any any -> any any (msg:\"dollar\"; pop3.command; pcre:\"/^RETR$/\"; sid:4;)\n");
+  std::string s;
+  EXPECT_EQ(Sids(*engine, Command("UIDL", "", s)), (std::vector<uint32_t>{1, 2}));
+  EXPECT_EQ(Sids(*engine, Command("uidl", "", s)), (std::vector<uint32_t>{1}));
+  EXPECT_EQ(Sids(*engine, Command("UIDLX", "", s)), (std::vector<uint32_t>{}));
+  EXPECT_EQ(Sids(*engine, Command("RETR", "1", s)), (std::vector<uint32_t>{3, 4}));
+  EXPECT_EQ(Sids(*engine, Command("Top", "1 2", s)), (std::vector<uint32_t>{3}));
+  EXPECT_EQ(Sids(*engine, Command("RETR\n", "", s)), (std::vector<uint32_t>{3, 4}));
+  EXPECT_EQ(Sids(*engine, Command("RETRX", "", s)), (std::vector<uint32_t>{}));
+}
+
 TEST(EngineTest, ByteTestBsizeAndBase64) {
   auto engine = Engine(
       "alert tcp any any -> any any (msg:\"stat\"; pop3.response; content:\"+OK \"; "
