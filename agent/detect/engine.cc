@@ -1,6 +1,7 @@
 #include "agent/detect/engine.h"
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <cstdio>
 #include <set>
@@ -16,6 +17,32 @@ constexpr int64_t kNsPerSecond = 1'000'000'000;
 // Threshold and detection_filter state kept at most (one entry per rule and
 // tracked address); past it, expired entries go first, then any.
 constexpr size_t kMaxThresholdEntries = 65536;
+
+constexpr std::array<pop3::Direction, 2> kDirections = {pop3::Direction::kToServer,
+                                                        pop3::Direction::kToClient};
+
+size_t DirectionIndex(pop3::Direction direction) { return static_cast<size_t>(direction); }
+
+// Whether the rule's flow keyword lets it see units going this way.
+bool FlowAllows(const rules::Rule& rule, pop3::Direction direction) {
+  if (!rule.flow) return true;
+  switch (rule.flow->direction) {
+    case rules::FlowDirection::kToServer:
+      return direction == pop3::Direction::kToServer;
+    case rules::FlowDirection::kToClient:
+      return direction == pop3::Direction::kToClient;
+    case rules::FlowDirection::kAny:
+      return true;
+  }
+  return true;
+}
+
+// Bit i set when the unit carries kUnitBuffers[i].
+uint32_t PresentBuffers(const Unit& unit) {
+  return [&]<size_t... i>(std::index_sequence<i...>) {
+    return ((uint32_t{unit.Get(kUnitBuffers[i]).has_value()} << i) | ...);
+  }(std::make_index_sequence<kUnitBuffers.size()>());
+}
 
 size_t BufferSlot(Buffer buffer) {
   for (size_t i = 0; i < kUnitBuffers.size(); ++i) {
@@ -142,18 +169,26 @@ bool HyperscanAccepts(const std::string& regex, unsigned flags) {
   return true;
 }
 
-// Indexes the rule: its patterns go to `patterns` (per scanned buffer), or
-// it goes to `by_verb` under each verb it is pinned to; false when nothing
+// Per direction, per unit buffer: the patterns of its database.
+using PatternSets = std::array<std::vector<std::vector<Pattern>>, kDirections.size()>;
+
+// Indexes the rule: its patterns go to `patterns` (per scanned buffer, in
+// each direction its flow lets it see: a response never meets the command
+// rules' patterns), or it goes to `by_verb` under each verb it is pinned
+// to; false when nothing
 // can index it. In order of preference: the marked fast pattern, a
 // selective literal off the verb, the verbs it is pinned to (an exact verb
 // names fewer lines than the verb's literal anywhere on them, and costs no
 // scan), a selective literal, a choice of words, a plain pcre in
 // Hyperscan's prefilter mode (a superset of its matches), a common literal.
-bool IndexRule(const rules::Rule& rule, unsigned id, std::vector<std::vector<Pattern>>* patterns,
+bool IndexRule(const rules::Rule& rule, unsigned id, PatternSets* patterns,
                std::unordered_map<uint64_t, std::vector<size_t>>* by_verb) {
-  auto add = [&](Buffer buffer, std::string expression, unsigned flags) {
-    (*patterns)[BufferSlot(buffer)].push_back(
-        {std::move(expression), flags | HS_FLAG_SINGLEMATCH, id});
+  auto add = [&](Buffer buffer, const std::string& expression, unsigned flags) {
+    for (pop3::Direction direction : kDirections) {
+      if (!FlowAllows(rule, direction)) continue;
+      (*patterns)[DirectionIndex(direction)][BufferSlot(buffer)].push_back(
+          {expression, flags | HS_FLAG_SINGLEMATCH, id});
+    }
   };
   const rules::ContentMatch* fast = nullptr;
   for (const rules::Detection& d : rule.detections) {
@@ -249,7 +284,9 @@ struct RuleEngine::Compiled {
 };
 
 RuleEngine::~RuleEngine() {
-  for (hs_database_t* db : databases_) hs_free_database(db);
+  for (const std::vector<Database>& databases : databases_) {
+    for (const Database& db : databases) hs_free_database(db.database);
+  }
   hs_free_scratch(scratch_);
 }
 
@@ -257,7 +294,8 @@ CompileResult Compile(std::vector<rules::Rule> rules) {
   CompileResult result;
   std::unique_ptr<RuleEngine> engine(new RuleEngine());
 
-  std::vector<std::vector<Pattern>> patterns(kUnitBuffers.size());
+  PatternSets patterns;
+  for (std::vector<std::vector<Pattern>>& sets : patterns) sets.resize(kUnitBuffers.size());
 
   for (rules::Rule& rule : rules) {
     // Options the engine cannot honour: refuse the rule, say which.
@@ -357,31 +395,35 @@ CompileResult Compile(std::vector<rules::Rule> rules) {
     }
   }
 
-  engine->databases_.assign(kUnitBuffers.size(), nullptr);
-  for (size_t slot = 0; slot < kUnitBuffers.size(); ++slot) {
-    if (patterns[slot].empty()) continue;
-    std::vector<const char*> expressions;
-    std::vector<unsigned> flags;
-    std::vector<unsigned> ids;
-    for (const Pattern& p : patterns[slot]) {
-      expressions.push_back(p.expression.c_str());
-      flags.push_back(p.flags);
-      ids.push_back(p.id);
-    }
-    hs_compile_error_t* error = nullptr;
-    if (hs_compile_multi(expressions.data(), flags.data(), ids.data(),
-                         static_cast<unsigned>(expressions.size()), HS_MODE_BLOCK, nullptr,
-                         &engine->databases_[slot], &error) != HS_SUCCESS) {
-      result.errors.push_back({{},
-                               "Hyperscan could not compile the " +
-                                   std::string(rules::BufferName(kUnitBuffers[slot])) +
-                                   " patterns: " + error->message});
-      hs_free_compile_error(error);
-      return result;
-    }
-    if (hs_alloc_scratch(engine->databases_[slot], &engine->scratch_) != HS_SUCCESS) {
-      result.errors.push_back({{}, "Hyperscan could not allocate scratch space"});
-      return result;
+  for (pop3::Direction direction : kDirections) {
+    for (size_t slot = 0; slot < kUnitBuffers.size(); ++slot) {
+      const std::vector<Pattern>& set = patterns[DirectionIndex(direction)][slot];
+      if (set.empty()) continue;
+      std::vector<const char*> expressions;
+      std::vector<unsigned> flags;
+      std::vector<unsigned> ids;
+      for (const Pattern& p : set) {
+        expressions.push_back(p.expression.c_str());
+        flags.push_back(p.flags);
+        ids.push_back(p.id);
+      }
+      hs_database_t* database = nullptr;
+      hs_compile_error_t* error = nullptr;
+      if (hs_compile_multi(expressions.data(), flags.data(), ids.data(),
+                           static_cast<unsigned>(expressions.size()), HS_MODE_BLOCK, nullptr,
+                           &database, &error) != HS_SUCCESS) {
+        result.errors.push_back({{},
+                                 "Hyperscan could not compile the " +
+                                     std::string(rules::BufferName(kUnitBuffers[slot])) +
+                                     " patterns: " + error->message});
+        hs_free_compile_error(error);
+        return result;
+      }
+      engine->databases_[DirectionIndex(direction)].push_back({slot, database});
+      if (hs_alloc_scratch(database, &engine->scratch_) != HS_SUCCESS) {
+        result.errors.push_back({{}, "Hyperscan could not allocate scratch space"});
+        return result;
+      }
     }
   }
   engine->seen_.assign(engine->rules_.size(), 0);
@@ -391,16 +433,7 @@ CompileResult Compile(std::vector<rules::Rule> rules) {
 
 bool RuleEngine::HeaderMatches(const rules::Rule& rule, const Unit& unit,
                                const FlowTuple& tuple) const {
-  if (rule.flow) {
-    if (rule.flow->direction == rules::FlowDirection::kToServer &&
-        unit.direction != pop3::Direction::kToServer) {
-      return false;
-    }
-    if (rule.flow->direction == rules::FlowDirection::kToClient &&
-        unit.direction != pop3::Direction::kToClient) {
-      return false;
-    }
-  }
+  if (!FlowAllows(rule, unit.direction)) return false;
   const rules::Header& h = rule.header;
   if (h.form == rules::HeaderForm::kProtocolOnly) return true;
   const bool to_server = unit.direction == pop3::Direction::kToServer;
@@ -594,10 +627,7 @@ void RuleEngine::InspectUnordered(const Unit& unit, const FlowTuple& tuple, Flow
     for (size_t index : it->second) Evaluate(index, unit, tuple, flow, alerts);
     return;
   }
-  uint32_t present = 0;
-  for (size_t slot = 0; slot < kUnitBuffers.size(); ++slot) {
-    if (unit.Get(kUnitBuffers[slot])) present |= 1u << slot;
-  }
+  const uint32_t present = PresentBuffers(unit);
   struct Context {
     RuleEngine* engine;
     const Unit* unit;
@@ -619,12 +649,12 @@ void RuleEngine::InspectUnordered(const Unit& unit, const FlowTuple& tuple, Flow
       }
     }
   }
-  for (size_t slot = 0; slot < kUnitBuffers.size(); ++slot) {
-    if (!databases_[slot] || !(present & (1u << slot))) continue;
-    std::string_view buffer = *unit.Get(kUnitBuffers[slot]);
+  for (const Database& db : databases_[DirectionIndex(unit.direction)]) {
+    if (!(present & (1u << db.slot))) continue;
+    std::string_view buffer = *unit.Get(kUnitBuffers[db.slot]);
     counters_.scans++;
     hs_error_t rc = hs_scan(
-        databases_[slot], buffer.data(), static_cast<unsigned>(buffer.size()), 0, scratch_,
+        db.database, buffer.data(), static_cast<unsigned>(buffer.size()), 0, scratch_,
         [](unsigned id, unsigned long long, unsigned long long, unsigned, void* raw) -> int {
           auto* c = static_cast<Context*>(raw);
           if ((c->engine->compiled_[id]->required_buffers & ~c->present) == 0) {

@@ -23,6 +23,7 @@
 
 #include <hs/hs.h>
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -103,8 +104,14 @@ class RuleEngine {
 
   std::vector<rules::Rule> rules_;
   std::vector<std::unique_ptr<Compiled>> compiled_;
-  // One database per unit buffer; null when no rule has a pattern there.
-  std::vector<hs_database_t*> databases_;
+  // A database and the unit buffer it scans.
+  struct Database {
+    size_t slot;  // in kUnitBuffers
+    hs_database_t* database;
+  };
+  // Per direction (pop3::Direction as index): one database per unit buffer
+  // that some rule seeing that direction has patterns for.
+  std::array<std::vector<Database>, 2> databases_;
   hs_scratch_t* scratch_ = nullptr;
   // Rules with no pattern in any database, checked whenever their buffers
   // are present; app-layer-event rules, by event.
