@@ -575,9 +575,9 @@ void RuleEngine::Evaluate(size_t index, const Unit& unit, const FlowTuple& tuple
   seen_[index] = generation_;
   const rules::Rule& rule = rules_[index];
   const Compiled& compiled = *compiled_[index];
-  if (!HeaderMatches(rule, unit, tuple)) return;
+  // Cheapest first: size tests turn away most candidates (an overflow
+  // rule on a normal line) for a fraction of the header's cost.
   if (rule.dsize && (!unit.payload || !rule.dsize->Matches(unit.payload->size()))) return;
-  if (!FlowbitsHold(compiled, *flow)) return;
   for (const rules::BufferSize* size : compiled.sizes) {
     std::optional<std::string_view> buffer = unit.Get(size->buffer);
     if (!buffer || !size->test.Matches(buffer->size())) return;
@@ -586,6 +586,8 @@ void RuleEngine::Evaluate(size_t index, const Unit& unit, const FlowTuple& tuple
     std::optional<std::string_view> buffer = unit.Get(at->buffer);
     if (!buffer || (at->position < buffer->size()) == at->negated) return;
   }
+  if (!HeaderMatches(rule, unit, tuple)) return;
+  if (!FlowbitsHold(compiled, *flow)) return;
   counters_.candidates++;
   if (!compiled.matcher->Matches(unit, &counters_.match)) return;
   counters_.matches++;
