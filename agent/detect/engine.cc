@@ -70,30 +70,12 @@ bool InPayload(Buffer buffer) {
          buffer == Buffer::kPop3Args || buffer == Buffer::kPop3Response;
 }
 
-// The words of a pcre that is only a choice of words, `^(?:A|B|C)$` or
-// `^A$`: rules that pick verbs that way are indexed by the words as
-// literals. Empty when the pcre is anything else.
+// The words of a pcre that is only a choice of words (WordChoice) and
+// reads its buffer from the start: rules that pick verbs that way are
+// indexed by the words. Empty when the pcre is anything else.
 std::vector<std::string> WordAlternatives(const rules::PcreMatch& pcre) {
-  std::string_view r = pcre.regex;
-  if (pcre.negated || pcre.modifiers.relative || r.size() < 3 || r.front() != '^' ||
-      r.back() != '$') {
-    return {};
-  }
-  r = r.substr(1, r.size() - 2);
-  if (r.starts_with("(?:") && r.ends_with(")")) r = r.substr(3, r.size() - 4);
-  std::vector<std::string> words;
-  for (size_t start = 0; start <= r.size();) {
-    size_t bar = r.find('|', start);
-    if (bar == std::string_view::npos) bar = r.size();
-    std::string_view word = r.substr(start, bar - start);
-    if (word.empty()) return {};
-    for (char c : word) {
-      if (!std::isalnum(static_cast<unsigned char>(c))) return {};
-    }
-    words.emplace_back(word);
-    start = bar + 1;
-  }
-  return words;
+  if (pcre.negated || pcre.modifiers.relative) return {};
+  return WordChoice(pcre.regex);
 }
 
 struct Pattern {

@@ -149,6 +149,30 @@ TEST(EngineTest, RulesPinnedToVerbsMatchEveryVerbTheirKeywordsAccept) {
   EXPECT_EQ(Sids(*engine, Command("RETRX", "", s)), (std::vector<uint32_t>{}));
 }
 
+TEST(EngineTest, ChoiceOfWordsPcreMatchesAsPcre2Would) {
+  // Such a pcre is matched by comparison, not by PCRE2: the anchors, the
+  // final newline, /i, /E, /m and /R must mean what they mean to PCRE2.
+  auto engine = Engine(
+      "alert tcp any any -> any any (msg:\"i\"; pop3.args; pcre:\"/^(?:ab|CD)$/i\"; sid:1;)\n"
+      "alert tcp any any -> any any (msg:\"E\"; pop3.args; pcre:\"/^ab$/E\"; sid:2;)\n"
+      "alert tcp any any -> any any (msg:\"m\"; pop3.args; pcre:\"/^ab$/m\"; sid:3;)\n"
+      "alert tcp any any -> any any (msg:\"R\"; pop3.args; content:\"x\"; "
+      "pcre:\"/^(?:ab)$/R\"; sid:4;)\n"
+      "alert tcp any any -> any any (msg:\"not a choice\"; pop3.command; pcre:\"/^AB|CD$/\"; "
+      "sid:5;)\n");
+  std::string s;
+  EXPECT_EQ(Sids(*engine, Command("X", "AB", s)), (std::vector<uint32_t>{1}));
+  EXPECT_EQ(Sids(*engine, Command("X", "cd\n", s)), (std::vector<uint32_t>{1}));
+  EXPECT_EQ(Sids(*engine, Command("X", "ab", s)), (std::vector<uint32_t>{1, 2, 3}));
+  EXPECT_EQ(Sids(*engine, Command("X", "ab\n", s)), (std::vector<uint32_t>{1, 3}));
+  EXPECT_EQ(Sids(*engine, Command("X", "zz\nab", s)), (std::vector<uint32_t>{3}));
+  EXPECT_EQ(Sids(*engine, Command("X", "abc", s)), (std::vector<uint32_t>{}));
+  EXPECT_EQ(Sids(*engine, Command("X", "xab", s)), (std::vector<uint32_t>{4}));
+  EXPECT_EQ(Sids(*engine, Command("X", "xabc", s)), (std::vector<uint32_t>{}));
+  EXPECT_EQ(Sids(*engine, Command("ABX", "", s)), (std::vector<uint32_t>{5}));
+  EXPECT_EQ(Sids(*engine, Command("XCD", "", s)), (std::vector<uint32_t>{5}));
+}
+
 TEST(EngineTest, ByteTestBsizeAndBase64) {
   auto engine = Engine(
       "alert tcp any any -> any any (msg:\"stat\"; pop3.response; content:\"+OK \"; "
