@@ -149,6 +149,21 @@ TEST(EngineTest, RulesPinnedToVerbsMatchEveryVerbTheirKeywordsAccept) {
   EXPECT_EQ(Sids(*engine, Command("RETRX", "", s)), (std::vector<uint32_t>{}));
 }
 
+TEST(EngineTest, OneByteLiteralsIndexAsHyperscanWould) {
+  // Every pattern of the payload is one byte: read through a byte table,
+  // caseless letters in both cases, each rule once however often its byte
+  // occurs.
+  auto engine = Engine(
+      "alert tcp any any -> any any (msg:\"q\"; content:\"q\"; nocase; fast_pattern; sid:1;)\n"
+      "alert tcp any any -> any any (msg:\"pct\"; pop3.args; content:\"%\"; sid:2;)\n"
+      "alert tcp any any -> any any (msg:\"Z\"; content:\"Z\"; fast_pattern; sid:3;)\n");
+  std::string s;
+  EXPECT_EQ(Sids(*engine, Command("QUIT", "", s)), (std::vector<uint32_t>{1}));
+  EXPECT_EQ(Sids(*engine, Command("quit", "%%", s)), (std::vector<uint32_t>{1, 2}));
+  EXPECT_EQ(Sids(*engine, Command("XZ", "z", s)), (std::vector<uint32_t>{3}));
+  EXPECT_EQ(Sids(*engine, Command("RETR", "1", s)), (std::vector<uint32_t>{}));
+}
+
 TEST(EngineTest, ChoiceOfWordsPcreMatchesAsPcre2Would) {
   // Such a pcre is matched by comparison, not by PCRE2: the anchors, the
   // final newline, /i, /E, /m and /R must mean what they mean to PCRE2.
