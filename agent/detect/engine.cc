@@ -241,10 +241,7 @@ bool IndexRule(const rules::Rule& rule, unsigned id, PatternSets* patterns,
         pcre->buffer == Buffer::kBase64Data) {
       continue;
     }
-    const unsigned flags = HS_FLAG_PREFILTER | HS_FLAG_ALLOWEMPTY |
-                           (pcre->modifiers.caseless ? HS_FLAG_CASELESS : 0) |
-                           (pcre->modifiers.dotall ? HS_FLAG_DOTALL : 0) |
-                           (pcre->modifiers.multiline ? HS_FLAG_MULTILINE : 0);
+    const unsigned flags = PrefilterFlags(pcre->modifiers);
     if (!HyperscanAccepts(pcre->regex, flags | HS_FLAG_SINGLEMATCH)) continue;
     // A status line starts the payload, which only adds the line end: a
     // regex with no end anchor that matches one matches the other.

@@ -1,6 +1,7 @@
 #include "agent/detect/matcher.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
+#include <hs/hs.h>
 #include <pcre2.h>
 
 #include <algorithm>
@@ -25,6 +26,13 @@ struct CompiledRegex::Impl {
   std::vector<std::string> words;
   bool caseless = false;
   bool dollar_endonly = false;
+  // Hyperscan in prefilter mode on the same regex (a superset of its
+  // matches), for a regex PCRE2 must try at every offset: a subject the
+  // guard finds nothing in is not given to PCRE2, whose scan costs several
+  // times more. Only for a pcre that is not negated: there a PCRE2 error
+  // makes the keyword fail, as no match does, so the verdict is the same.
+  hs_database_t* guard = nullptr;
+  hs_scratch_t* guard_scratch = nullptr;
 
   Result MatchWords(std::string_view subject, size_t start, size_t* begin, size_t* end) const;
 };
@@ -98,11 +106,33 @@ std::unique_ptr<CompiledRegex> CompiledRegex::Compile(const rules::PcreMatch& pc
     pcre2_set_match_limit(regex->impl_->context, 3500);
     pcre2_set_depth_limit(regex->impl_->context, 1500);
   }
+  uint32_t first_code_type = 0;
+  uint8_t* first_bitmap = nullptr;
+  uint32_t all_options = 0;
+  pcre2_pattern_info(compiled, PCRE2_INFO_FIRSTCODETYPE, &first_code_type);
+  pcre2_pattern_info(compiled, PCRE2_INFO_FIRSTBITMAP, &first_bitmap);
+  pcre2_pattern_info(compiled, PCRE2_INFO_ALLOPTIONS, &all_options);
+  const bool every_offset =
+      first_code_type == 0 && !first_bitmap && !(all_options & PCRE2_ANCHORED);
+  // Hyperscan has no /x; a regex it refuses simply gets no guard.
+  if (!pcre.negated && every_offset && !m.extended && regex->impl_->words.empty()) {
+    hs_compile_error_t* hs_error = nullptr;
+    if (hs_compile(pcre.regex.c_str(), PrefilterFlags(m) | HS_FLAG_SINGLEMATCH, HS_MODE_BLOCK, nullptr, &regex->impl_->guard,
+                   &hs_error) != HS_SUCCESS) {
+      hs_free_compile_error(hs_error);
+    } else if (hs_alloc_scratch(regex->impl_->guard, &regex->impl_->guard_scratch) !=
+               HS_SUCCESS) {
+      hs_free_database(regex->impl_->guard);
+      regex->impl_->guard = nullptr;
+    }
+  }
   return regex;
 }
 
 CompiledRegex::~CompiledRegex() {
   if (!impl_) return;
+  hs_free_scratch(impl_->guard_scratch);
+  hs_free_database(impl_->guard);
   pcre2_match_context_free(impl_->context);
   pcre2_match_data_free(impl_->data);
   pcre2_code_free(impl_->code);
@@ -111,6 +141,19 @@ CompiledRegex::~CompiledRegex() {
 CompiledRegex::Result CompiledRegex::Search(std::string_view subject, size_t start, size_t* begin,
                                             size_t* end) const {
   if (!impl_->words.empty()) return impl_->MatchWords(subject, start, begin, end);
+  if (impl_->guard) {
+    bool found = false;
+    hs_error_t rc = hs_scan(
+        impl_->guard, subject.data(), static_cast<unsigned>(subject.size()), 0,
+        impl_->guard_scratch,
+        [](unsigned, unsigned long long, unsigned long long, unsigned, void* raw) -> int {
+          *static_cast<bool*>(raw) = true;
+          return 1;  // one match settles it
+        },
+        &found);
+    // HS_SCAN_TERMINATED is the callback stopping the scan.
+    if (rc == HS_SUCCESS && !found) return Result::kNoMatch;
+  }
   int rc = pcre2_match(impl_->code, reinterpret_cast<PCRE2_SPTR>(subject.data()), subject.size(),
                        start, 0, impl_->data, impl_->context);
   if (rc == PCRE2_ERROR_NOMATCH) return Result::kNoMatch;
@@ -167,6 +210,11 @@ size_t FindPattern(std::string_view haystack, std::string_view pattern, size_t f
     if (k == pattern.size()) return pos;
   }
   return std::string_view::npos;
+}
+
+unsigned PrefilterFlags(const rules::PcreModifiers& modifiers) {
+  return HS_FLAG_PREFILTER | HS_FLAG_ALLOWEMPTY | (modifiers.caseless ? HS_FLAG_CASELESS : 0) |
+         (modifiers.dotall ? HS_FLAG_DOTALL : 0) | (modifiers.multiline ? HS_FLAG_MULTILINE : 0);
 }
 
 std::vector<std::string> WordChoice(std::string_view regex) {

@@ -164,6 +164,25 @@ TEST(EngineTest, OneByteLiteralsIndexAsHyperscanWould) {
   EXPECT_EQ(Sids(*engine, Command("RETR", "1", s)), (std::vector<uint32_t>{}));
 }
 
+TEST(EngineTest, PcreTriedAtEveryOffsetIsGuardedWithoutChangingVerdicts) {
+  // No first byte or anchor narrows where these can start, so Hyperscan in
+  // prefilter mode screens the subject before PCRE2: relative or not, the
+  // verdict is PCRE2's; a negated pcre goes to PCRE2 unscreened.
+  auto engine = Engine(
+      "alert tcp any any -> any any (msg:\"long or %n\"; pop3.args; pcre:\"/^.{8}|%n/s\"; "
+      "sid:1;)\n"
+      "alert tcp any any -> any any (msg:\"not\"; pop3.args; pcre:!\"/^.{8}|%n/s\"; sid:2;)\n"
+      "alert tcp any any -> any any (msg:\"rel\"; pop3.args; content:\"x\"; "
+      "pcre:\"/.{2}y/sR\"; sid:3;)\n");
+  std::string s;
+  EXPECT_EQ(Sids(*engine, Command("USER", "12345678", s)), (std::vector<uint32_t>{1}));
+  EXPECT_EQ(Sids(*engine, Command("USER", "a%nb", s)), (std::vector<uint32_t>{1}));
+  EXPECT_EQ(Sids(*engine, Command("USER", "abc", s)), (std::vector<uint32_t>{2}));
+  EXPECT_EQ(Sids(*engine, Command("USER", "x12y", s)), (std::vector<uint32_t>{2, 3}));
+  EXPECT_EQ(Sids(*engine, Command("USER", "x1y", s)), (std::vector<uint32_t>{2}));
+  EXPECT_EQ(Sids(*engine, Command("USER", "y12x1y", s)), (std::vector<uint32_t>{2}));
+}
+
 TEST(EngineTest, ChoiceOfWordsPcreMatchesAsPcre2Would) {
   // Such a pcre is matched by comparison, not by PCRE2: the anchors, the
   // final newline, /i, /E, /m and /R must mean what they mean to PCRE2.
