@@ -37,11 +37,14 @@ bool FlowAllows(const rules::Rule& rule, pop3::Direction direction) {
   return true;
 }
 
+template <size_t... i>
+uint32_t PresentBuffers(const Unit& unit, std::index_sequence<i...>) {
+  return ((uint32_t{unit.Get(kUnitBuffers[i]).has_value()} << i) | ...);
+}
+
 // Bit i set when the unit carries kUnitBuffers[i].
 uint32_t PresentBuffers(const Unit& unit) {
-  return [&]<size_t... i>(std::index_sequence<i...>) {
-    return ((uint32_t{unit.Get(kUnitBuffers[i]).has_value()} << i) | ...);
-  }(std::make_index_sequence<kUnitBuffers.size()>());
+  return PresentBuffers(unit, std::make_index_sequence<kUnitBuffers.size()>());
 }
 
 size_t BufferSlot(Buffer buffer) {
@@ -85,24 +88,6 @@ struct Pattern {
   std::string literal;  // the literal `expression` escapes; empty for a regex
 };
 
-// The rules each byte value names, for patterns that are all one-byte
-// literals: on the short lines POP3 is made of, a table lookup per byte
-// costs a fraction of hs_scan's fixed cost.
-std::vector<std::vector<unsigned>> ByteTable(const std::vector<Pattern>& patterns) {
-  std::vector<std::vector<unsigned>> table(256);
-  for (const Pattern& p : patterns) {
-    const char literal = p.literal.front();
-    for (size_t byte = 0; byte < table.size(); ++byte) {
-      const char c = static_cast<char>(byte);
-      // Hyperscan's caseless folds ASCII letters only, as Upper does.
-      if (c == literal || ((p.flags & HS_FLAG_CASELESS) && pop3::Upper(c) == pop3::Upper(literal))) {
-        table[byte].push_back(p.id);
-      }
-    }
-  }
-  return table;
-}
-
 // A verb's key in the verb index: its first 8 bytes upper-cased. Verbs
 // are short; longer ones that share a key only add candidates, which the
 // matcher settles.
@@ -128,15 +113,14 @@ std::vector<std::string> PinnedVerbs(const rules::Rule& rule) {
   for (const rules::Detection& d : rule.detections) {
     if (const auto* content = std::get_if<rules::ContentMatch>(&d);
         content && content->buffer == Buffer::kPop3Command && !content->negated) {
-      const bool whole =
-          (content->startswith && content->endswith) ||
-          std::any_of(rule.detections.begin(), rule.detections.end(),
-                      [&](const rules::Detection& other) {
-                        const auto* size = std::get_if<rules::BufferSize>(&other);
-                        return size && size->buffer == Buffer::kPop3Command &&
-                               size->test.op == rules::Comparison::kEqual &&
-                               size->test.value == content->pattern.size();
-                      });
+      const bool whole = (content->startswith && content->endswith) ||
+                         std::any_of(rule.detections.begin(), rule.detections.end(),
+                                     [&](const rules::Detection& other) {
+                                       const auto* size = std::get_if<rules::BufferSize>(&other);
+                                       return size && size->buffer == Buffer::kPop3Command &&
+                                              size->test.op == rules::Comparison::kEqual &&
+                                              size->test.value == content->pattern.size();
+                                     });
       if (whole) consider({content->pattern});
     }
     // With /m, `^` and `$` also match inside the subject.
@@ -255,6 +239,25 @@ bool IndexRule(const rules::Rule& rule, unsigned id, PatternSets* patterns,
   }
   if (fast) return add_literal();
   return false;
+}
+
+// The byte table of patterns that are all one-byte literals: on the short
+// lines POP3 is made of, a lookup per byte costs a fraction of hs_scan's
+// fixed cost.
+void FillByteTable(const std::vector<Pattern>& patterns, std::array<bool, 256>* named,
+                   std::array<std::vector<unsigned>, 256>* rules) {
+  for (const Pattern& p : patterns) {
+    const char literal = p.literal.front();
+    for (size_t byte = 0; byte < rules->size(); ++byte) {
+      const char c = static_cast<char>(byte);
+      // Hyperscan's caseless folds ASCII letters only, as Upper does.
+      if (c == literal ||
+          ((p.flags & HS_FLAG_CASELESS) && pop3::Upper(c) == pop3::Upper(literal))) {
+        (*named)[byte] = true;
+        (*rules)[byte].push_back(p.id);
+      }
+    }
+  }
 }
 
 rules::Diagnostic Problem(const rules::Rule& rule, const std::string& message) {
@@ -400,8 +403,11 @@ CompileResult Compile(std::vector<rules::Rule> rules) {
     for (size_t slot = 0; slot < kUnitBuffers.size(); ++slot) {
       const std::vector<Pattern>& set = patterns[DirectionIndex(direction)][slot];
       if (set.empty()) continue;
-      if (std::all_of(set.begin(), set.end(), [](const Pattern& p) { return p.literal.size() == 1; })) {
-        engine->databases_[DirectionIndex(direction)].push_back({slot, nullptr, ByteTable(set)});
+      if (std::all_of(set.begin(), set.end(),
+                      [](const Pattern& p) { return p.literal.size() == 1; })) {
+        auto table = std::make_unique<RuleEngine::ByteTable>();
+        FillByteTable(set, &table->named, &table->rules);
+        engine->databases_[DirectionIndex(direction)].push_back({slot, nullptr, std::move(table)});
         continue;
       }
       std::vector<const char*> expressions;
@@ -424,7 +430,7 @@ CompileResult Compile(std::vector<rules::Rule> rules) {
         hs_free_compile_error(error);
         return result;
       }
-      engine->databases_[DirectionIndex(direction)].push_back({slot, database, {}});
+      engine->databases_[DirectionIndex(direction)].push_back({slot, database, nullptr});
       if (hs_alloc_scratch(database, &engine->scratch_) != HS_SUCCESS) {
         result.errors.push_back({{}, "Hyperscan could not allocate scratch space"});
         return result;
@@ -662,7 +668,9 @@ void RuleEngine::InspectUnordered(const Unit& unit, const FlowTuple& tuple, Flow
     std::string_view buffer = *unit.Get(kUnitBuffers[db.slot]);
     if (!db.database) {
       for (char c : buffer) {
-        for (unsigned id : db.by_byte[static_cast<uint8_t>(c)]) context.Candidate(id);
+        const auto byte = static_cast<uint8_t>(c);
+        if (!db.bytes->named[byte]) continue;
+        for (unsigned id : db.bytes->rules[byte]) context.Candidate(id);
       }
       continue;
     }

@@ -107,12 +107,18 @@ class RuleEngine {
 
   std::vector<rules::Rule> rules_;
   std::vector<std::unique_ptr<Compiled>> compiled_;
+  // The rules each byte value names, for a buffer whose patterns are all
+  // one-byte literals; `named` is the hot loop's test, one load per byte.
+  struct ByteTable {
+    std::array<bool, 256> named{};
+    std::array<std::vector<unsigned>, 256> rules;
+  };
   // The patterns of one unit buffer: a Hyperscan database or, when every
-  // pattern is a one-byte literal, the rules each byte value names.
+  // pattern is a one-byte literal, a byte table.
   struct Database {
     size_t slot;  // in kUnitBuffers
     hs_database_t* database;
-    std::vector<std::vector<unsigned>> by_byte;  // 256 entries when database is null
+    std::unique_ptr<ByteTable> bytes;  // set when database is null
   };
   // Per direction (pop3::Direction as index): one per unit buffer that some
   // rule seeing that direction has patterns for.

@@ -51,9 +51,8 @@ CompiledRegex::Result CompiledRegex::Impl::MatchWords(std::string_view subject, 
   auto is_word = [&](std::string_view text) {
     return std::any_of(words.begin(), words.end(), [&](const std::string& word) {
       return word.size() == text.size() &&
-             std::equal(word.begin(), word.end(), text.begin(), [&](char a, char b) {
-               return caseless ? Fold(a) == Fold(b) : a == b;
-             });
+             std::equal(word.begin(), word.end(), text.begin(),
+                        [&](char a, char b) { return caseless ? Fold(a) == Fold(b) : a == b; });
     });
   };
   size_t length = subject.size();
@@ -117,11 +116,10 @@ std::unique_ptr<CompiledRegex> CompiledRegex::Compile(const rules::PcreMatch& pc
   // Hyperscan has no /x; a regex it refuses simply gets no guard.
   if (!pcre.negated && every_offset && !m.extended && regex->impl_->words.empty()) {
     hs_compile_error_t* hs_error = nullptr;
-    if (hs_compile(pcre.regex.c_str(), PrefilterFlags(m) | HS_FLAG_SINGLEMATCH, HS_MODE_BLOCK, nullptr, &regex->impl_->guard,
-                   &hs_error) != HS_SUCCESS) {
+    if (hs_compile(pcre.regex.c_str(), PrefilterFlags(m) | HS_FLAG_SINGLEMATCH, HS_MODE_BLOCK,
+                   nullptr, &regex->impl_->guard, &hs_error) != HS_SUCCESS) {
       hs_free_compile_error(hs_error);
-    } else if (hs_alloc_scratch(regex->impl_->guard, &regex->impl_->guard_scratch) !=
-               HS_SUCCESS) {
+    } else if (hs_alloc_scratch(regex->impl_->guard, &regex->impl_->guard_scratch) != HS_SUCCESS) {
       hs_free_database(regex->impl_->guard);
       regex->impl_->guard = nullptr;
     }
