@@ -376,7 +376,11 @@ CompileResult Compile(std::vector<rules::Rule> rules) {
     if (!rule.app_layer_events.empty()) {
       engine->by_event_[static_cast<int>(rule.app_layer_events.front())].push_back(index);
     } else if (!IndexRule(rule, static_cast<unsigned>(index), &patterns, &engine->by_verb_)) {
-      engine->unindexed_.push_back(index);
+      for (pop3::Direction direction : kDirections) {
+        if (FlowAllows(rule, direction)) {
+          engine->unindexed_[DirectionIndex(direction)].push_back(index);
+        }
+      }
     }
     compiled->regexes = std::move(regexes);
     engine->rules_.push_back(std::move(rule));
@@ -684,7 +688,7 @@ void RuleEngine::InspectUnordered(const Unit& unit, const FlowTuple& tuple, Flow
         &context);
     if (rc != HS_SUCCESS) counters_.scan_errors++;
   }
-  for (size_t index : unindexed_) context.Candidate(index);
+  for (size_t index : unindexed_[DirectionIndex(unit.direction)]) context.Candidate(index);
 }
 
 }  // namespace popguard::detect

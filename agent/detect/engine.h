@@ -125,8 +125,9 @@ class RuleEngine {
   std::array<std::vector<Database>, 2> databases_;
   hs_scratch_t* scratch_ = nullptr;
   // Rules with no pattern in any database, checked whenever their buffers
-  // are present; app-layer-event rules, by event.
-  std::vector<size_t> unindexed_;
+  // are present, by direction as databases_; app-layer-event rules, by
+  // event.
+  std::array<std::vector<size_t>, 2> unindexed_;
   std::unordered_map<int, std::vector<size_t>> by_event_;
   // Rules pinned to exact verbs, by VerbKey: looked up by the unit's verb
   // instead of scanned for.
