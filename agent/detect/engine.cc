@@ -1,6 +1,7 @@
 #include "agent/detect/engine.h"
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <cstdio>
 #include <set>
@@ -16,6 +17,35 @@ constexpr int64_t kNsPerSecond = 1'000'000'000;
 // Threshold and detection_filter state kept at most (one entry per rule and
 // tracked address); past it, expired entries go first, then any.
 constexpr size_t kMaxThresholdEntries = 65536;
+
+constexpr std::array<pop3::Direction, 2> kDirections = {pop3::Direction::kToServer,
+                                                        pop3::Direction::kToClient};
+
+size_t DirectionIndex(pop3::Direction direction) { return static_cast<size_t>(direction); }
+
+// Whether the rule's flow keyword lets it see units going this way.
+bool FlowAllows(const rules::Rule& rule, pop3::Direction direction) {
+  if (!rule.flow) return true;
+  switch (rule.flow->direction) {
+    case rules::FlowDirection::kToServer:
+      return direction == pop3::Direction::kToServer;
+    case rules::FlowDirection::kToClient:
+      return direction == pop3::Direction::kToClient;
+    case rules::FlowDirection::kAny:
+      return true;
+  }
+  return true;
+}
+
+template <size_t... i>
+uint32_t PresentBuffers(const Unit& unit, std::index_sequence<i...>) {
+  return ((uint32_t{unit.Get(kUnitBuffers[i]).has_value()} << i) | ...);
+}
+
+// Bit i set when the unit carries kUnitBuffers[i].
+uint32_t PresentBuffers(const Unit& unit) {
+  return PresentBuffers(unit, std::make_index_sequence<kUnitBuffers.size()>());
+}
 
 size_t BufferSlot(Buffer buffer) {
   for (size_t i = 0; i < kUnitBuffers.size(); ++i) {
@@ -43,37 +73,64 @@ bool InPayload(Buffer buffer) {
          buffer == Buffer::kPop3Args || buffer == Buffer::kPop3Response;
 }
 
-// The words of a pcre that is only a choice of words, `^(?:A|B|C)$` or
-// `^A$`: rules that pick verbs that way are indexed by the words as
-// literals. Empty when the pcre is anything else.
+// The words of a pcre that is only a choice of words (WordChoice) and
+// reads its buffer from the start: rules that pick verbs that way are
+// indexed by the words. Empty when the pcre is anything else.
 std::vector<std::string> WordAlternatives(const rules::PcreMatch& pcre) {
-  std::string_view r = pcre.regex;
-  if (pcre.negated || pcre.modifiers.relative || r.size() < 3 || r.front() != '^' ||
-      r.back() != '$') {
-    return {};
-  }
-  r = r.substr(1, r.size() - 2);
-  if (r.starts_with("(?:") && r.ends_with(")")) r = r.substr(3, r.size() - 4);
-  std::vector<std::string> words;
-  for (size_t start = 0; start <= r.size();) {
-    size_t bar = r.find('|', start);
-    if (bar == std::string_view::npos) bar = r.size();
-    std::string_view word = r.substr(start, bar - start);
-    if (word.empty()) return {};
-    for (char c : word) {
-      if (!std::isalnum(static_cast<unsigned char>(c))) return {};
-    }
-    words.emplace_back(word);
-    start = bar + 1;
-  }
-  return words;
+  if (pcre.negated || pcre.modifiers.relative) return {};
+  return WordChoice(pcre.regex);
 }
 
 struct Pattern {
   std::string expression;
   unsigned flags;
   unsigned id;
+  std::string literal;  // the literal `expression` escapes; empty for a regex
 };
+
+// A verb's key in the verb index: its first 8 bytes upper-cased. Verbs
+// are short; longer ones that share a key only add candidates, which the
+// matcher settles.
+uint64_t VerbKey(std::string_view verb) {
+  uint64_t key = 0;
+  for (size_t i = 0; i < verb.size() && i < sizeof key; ++i) {
+    key |= uint64_t{static_cast<uint8_t>(pop3::Upper(verb[i]))} << (8 * i);
+  }
+  return key;
+}
+
+// The verbs that a rule's pop3.command must be one of for the
+// rule to match; empty when the rule leaves the verb open. pop3.command is
+// the verb alone, so a content with `bsize` of its own length, or with
+// startswith and endswith, is the whole verb, and so is a pcre that is a
+// choice of words. VerbKey upper-cases both sides, so nocase and /i stay
+// within the set.
+std::vector<std::string> PinnedVerbs(const rules::Rule& rule) {
+  std::vector<std::string> best;
+  auto consider = [&](std::vector<std::string> verbs) {
+    if (!verbs.empty() && (best.empty() || verbs.size() < best.size())) best = std::move(verbs);
+  };
+  for (const rules::Detection& d : rule.detections) {
+    if (const auto* content = std::get_if<rules::ContentMatch>(&d);
+        content && content->buffer == Buffer::kPop3Command && !content->negated) {
+      const bool whole = (content->startswith && content->endswith) ||
+                         std::any_of(rule.detections.begin(), rule.detections.end(),
+                                     [&](const rules::Detection& other) {
+                                       const auto* size = std::get_if<rules::BufferSize>(&other);
+                                       return size && size->buffer == Buffer::kPop3Command &&
+                                              size->test.op == rules::Comparison::kEqual &&
+                                              size->test.value == content->pattern.size();
+                                     });
+      if (whole) consider({content->pattern});
+    }
+    // With /m, `^` and `$` also match inside the subject.
+    if (const auto* pcre = std::get_if<rules::PcreMatch>(&d);
+        pcre && pcre->buffer == Buffer::kPop3Command && !pcre->modifiers.multiline) {
+      consider(WordAlternatives(*pcre));
+    }
+  }
+  return best;
+}
 
 // Whether a literal names few lines. Short words and status tokens (`+OK`,
 // `OK`) occur on most POP3 lines, where a regex in prefilter mode or a
@@ -97,14 +154,27 @@ bool HyperscanAccepts(const std::string& regex, unsigned flags) {
   return true;
 }
 
-// Puts the rule's index patterns in `patterns` (per scanned buffer); false
-// when nothing can index it. In order of preference: the marked fast
-// pattern, a selective literal, a choice of words, a plain pcre in
-// Hyperscan's prefilter mode (a superset of its matches), a common literal.
-bool IndexRule(const rules::Rule& rule, unsigned id, std::vector<std::vector<Pattern>>* patterns) {
-  auto add = [&](Buffer buffer, std::string expression, unsigned flags) {
-    (*patterns)[BufferSlot(buffer)].push_back(
-        {std::move(expression), flags | HS_FLAG_SINGLEMATCH, id});
+// Per direction, per unit buffer: the patterns of its database.
+using PatternSets = std::array<std::vector<std::vector<Pattern>>, kDirections.size()>;
+
+// Indexes the rule: its patterns go to `patterns` (per scanned buffer, in
+// each direction its flow lets it see: a response never meets the command
+// rules' patterns), or it goes to `by_verb` under each verb it is pinned
+// to; false when nothing can index it. In order of preference: the marked
+// fast pattern, a selective literal off the verb, the verbs it is pinned
+// to (an exact verb names fewer lines than the verb's literal anywhere on
+// them, and costs no scan), a selective literal, a choice of words, a plain
+// pcre in Hyperscan's prefilter mode (a superset of its matches), a common
+// literal.
+bool IndexRule(const rules::Rule& rule, unsigned id, PatternSets* patterns,
+               std::unordered_map<uint64_t, std::vector<size_t>>* by_verb) {
+  auto add = [&](Buffer buffer, const std::string& expression, unsigned flags,
+                 std::string_view literal = {}) {
+    for (pop3::Direction direction : kDirections) {
+      if (!FlowAllows(rule, direction)) continue;
+      (*patterns)[DirectionIndex(direction)][BufferSlot(buffer)].push_back(
+          {expression, flags | HS_FLAG_SINGLEMATCH, id, std::string(literal)});
+    }
   };
   const rules::ContentMatch* fast = nullptr;
   for (const rules::Detection& d : rule.detections) {
@@ -128,17 +198,25 @@ bool IndexRule(const rules::Rule& rule, unsigned id, std::vector<std::vector<Pat
     // The verb buffer is upper-cased; in the payload it is as sent.
     const bool caseless = fast->nocase || fast->buffer == Buffer::kPop3Command;
     add(InPayload(fast->buffer) ? Buffer::kPayload : fast->buffer, Escape(literal),
-        caseless ? HS_FLAG_CASELESS : 0);
+        caseless ? HS_FLAG_CASELESS : 0, literal);
     return true;
   };
-  if (fast && (fast->fast_pattern || Selective(fast->pattern))) {
+  const std::vector<std::string> verbs = PinnedVerbs(rule);
+  if (fast && (fast->fast_pattern || (Selective(fast->pattern) &&
+                                      (verbs.empty() || fast->buffer != Buffer::kPop3Command)))) {
     return add_literal();
+  }
+  if (!verbs.empty()) {
+    for (const std::string& verb : verbs) (*by_verb)[VerbKey(verb)].push_back(id);
+    return true;
   }
   for (const rules::Detection& d : rule.detections) {
     const auto* pcre = std::get_if<rules::PcreMatch>(&d);
     if (!pcre || !InPayload(pcre->buffer)) continue;
     const std::vector<std::string> words = WordAlternatives(*pcre);
-    for (const std::string& word : words) add(Buffer::kPayload, Escape(word), HS_FLAG_CASELESS);
+    for (const std::string& word : words) {
+      add(Buffer::kPayload, Escape(word), HS_FLAG_CASELESS, word);
+    }
     if (!words.empty()) return true;
   }
   for (const rules::Detection& d : rule.detections) {
@@ -147,10 +225,7 @@ bool IndexRule(const rules::Rule& rule, unsigned id, std::vector<std::vector<Pat
         pcre->buffer == Buffer::kBase64Data) {
       continue;
     }
-    const unsigned flags = HS_FLAG_PREFILTER | HS_FLAG_ALLOWEMPTY |
-                           (pcre->modifiers.caseless ? HS_FLAG_CASELESS : 0) |
-                           (pcre->modifiers.dotall ? HS_FLAG_DOTALL : 0) |
-                           (pcre->modifiers.multiline ? HS_FLAG_MULTILINE : 0);
+    const unsigned flags = PrefilterFlags(pcre->modifiers);
     if (!HyperscanAccepts(pcre->regex, flags | HS_FLAG_SINGLEMATCH)) continue;
     // A status line starts the payload, which only adds the line end: a
     // regex with no end anchor that matches one matches the other.
@@ -164,6 +239,25 @@ bool IndexRule(const rules::Rule& rule, unsigned id, std::vector<std::vector<Pat
   }
   if (fast) return add_literal();
   return false;
+}
+
+// The byte table of patterns that are all one-byte literals: on the short
+// lines POP3 is made of, a lookup per byte costs a fraction of hs_scan's
+// fixed cost.
+void FillByteTable(const std::vector<Pattern>& patterns, std::array<bool, 256>* named,
+                   std::array<std::vector<unsigned>, 256>* rules) {
+  for (const Pattern& p : patterns) {
+    const char literal = p.literal.front();
+    for (size_t byte = 0; byte < rules->size(); ++byte) {
+      const char c = static_cast<char>(byte);
+      // Hyperscan's caseless folds ASCII letters only, as Upper does.
+      if (c == literal ||
+          ((p.flags & HS_FLAG_CASELESS) && pop3::Upper(c) == pop3::Upper(literal))) {
+        (*named)[byte] = true;
+        (*rules)[byte].push_back(p.id);
+      }
+    }
+  }
 }
 
 rules::Diagnostic Problem(const rules::Rule& rule, const std::string& message) {
@@ -194,7 +288,9 @@ struct RuleEngine::Compiled {
 };
 
 RuleEngine::~RuleEngine() {
-  for (hs_database_t* db : databases_) hs_free_database(db);
+  for (const std::vector<Database>& databases : databases_) {
+    for (const Database& db : databases) hs_free_database(db.database);
+  }
   hs_free_scratch(scratch_);
 }
 
@@ -202,7 +298,8 @@ CompileResult Compile(std::vector<rules::Rule> rules) {
   CompileResult result;
   std::unique_ptr<RuleEngine> engine(new RuleEngine());
 
-  std::vector<std::vector<Pattern>> patterns(kUnitBuffers.size());
+  PatternSets patterns;
+  for (std::vector<std::vector<Pattern>>& sets : patterns) sets.resize(kUnitBuffers.size());
 
   for (rules::Rule& rule : rules) {
     // Options the engine cannot honour: refuse the rule, say which.
@@ -278,8 +375,12 @@ CompileResult Compile(std::vector<rules::Rule> rules) {
     const size_t index = engine->rules_.size();
     if (!rule.app_layer_events.empty()) {
       engine->by_event_[static_cast<int>(rule.app_layer_events.front())].push_back(index);
-    } else if (!IndexRule(rule, static_cast<unsigned>(index), &patterns)) {
-      engine->unindexed_.push_back(index);
+    } else if (!IndexRule(rule, static_cast<unsigned>(index), &patterns, &engine->by_verb_)) {
+      for (pop3::Direction direction : kDirections) {
+        if (FlowAllows(rule, direction)) {
+          engine->unindexed_[DirectionIndex(direction)].push_back(index);
+        }
+      }
     }
     compiled->regexes = std::move(regexes);
     engine->rules_.push_back(std::move(rule));
@@ -302,31 +403,42 @@ CompileResult Compile(std::vector<rules::Rule> rules) {
     }
   }
 
-  engine->databases_.assign(kUnitBuffers.size(), nullptr);
-  for (size_t slot = 0; slot < kUnitBuffers.size(); ++slot) {
-    if (patterns[slot].empty()) continue;
-    std::vector<const char*> expressions;
-    std::vector<unsigned> flags;
-    std::vector<unsigned> ids;
-    for (const Pattern& p : patterns[slot]) {
-      expressions.push_back(p.expression.c_str());
-      flags.push_back(p.flags);
-      ids.push_back(p.id);
-    }
-    hs_compile_error_t* error = nullptr;
-    if (hs_compile_multi(expressions.data(), flags.data(), ids.data(),
-                         static_cast<unsigned>(expressions.size()), HS_MODE_BLOCK, nullptr,
-                         &engine->databases_[slot], &error) != HS_SUCCESS) {
-      result.errors.push_back({{},
-                               "Hyperscan could not compile the " +
-                                   std::string(rules::BufferName(kUnitBuffers[slot])) +
-                                   " patterns: " + error->message});
-      hs_free_compile_error(error);
-      return result;
-    }
-    if (hs_alloc_scratch(engine->databases_[slot], &engine->scratch_) != HS_SUCCESS) {
-      result.errors.push_back({{}, "Hyperscan could not allocate scratch space"});
-      return result;
+  for (pop3::Direction direction : kDirections) {
+    for (size_t slot = 0; slot < kUnitBuffers.size(); ++slot) {
+      const std::vector<Pattern>& set = patterns[DirectionIndex(direction)][slot];
+      if (set.empty()) continue;
+      if (std::all_of(set.begin(), set.end(),
+                      [](const Pattern& p) { return p.literal.size() == 1; })) {
+        auto table = std::make_unique<RuleEngine::ByteTable>();
+        FillByteTable(set, &table->named, &table->rules);
+        engine->databases_[DirectionIndex(direction)].push_back({slot, nullptr, std::move(table)});
+        continue;
+      }
+      std::vector<const char*> expressions;
+      std::vector<unsigned> flags;
+      std::vector<unsigned> ids;
+      for (const Pattern& p : set) {
+        expressions.push_back(p.expression.c_str());
+        flags.push_back(p.flags);
+        ids.push_back(p.id);
+      }
+      hs_database_t* database = nullptr;
+      hs_compile_error_t* error = nullptr;
+      if (hs_compile_multi(expressions.data(), flags.data(), ids.data(),
+                           static_cast<unsigned>(expressions.size()), HS_MODE_BLOCK, nullptr,
+                           &database, &error) != HS_SUCCESS) {
+        result.errors.push_back({{},
+                                 "Hyperscan could not compile the " +
+                                     std::string(rules::BufferName(kUnitBuffers[slot])) +
+                                     " patterns: " + error->message});
+        hs_free_compile_error(error);
+        return result;
+      }
+      engine->databases_[DirectionIndex(direction)].push_back({slot, database, nullptr});
+      if (hs_alloc_scratch(database, &engine->scratch_) != HS_SUCCESS) {
+        result.errors.push_back({{}, "Hyperscan could not allocate scratch space"});
+        return result;
+      }
     }
   }
   engine->seen_.assign(engine->rules_.size(), 0);
@@ -336,16 +448,7 @@ CompileResult Compile(std::vector<rules::Rule> rules) {
 
 bool RuleEngine::HeaderMatches(const rules::Rule& rule, const Unit& unit,
                                const FlowTuple& tuple) const {
-  if (rule.flow) {
-    if (rule.flow->direction == rules::FlowDirection::kToServer &&
-        unit.direction != pop3::Direction::kToServer) {
-      return false;
-    }
-    if (rule.flow->direction == rules::FlowDirection::kToClient &&
-        unit.direction != pop3::Direction::kToClient) {
-      return false;
-    }
-  }
+  if (!FlowAllows(rule, unit.direction)) return false;
   const rules::Header& h = rule.header;
   if (h.form == rules::HeaderForm::kProtocolOnly) return true;
   const bool to_server = unit.direction == pop3::Direction::kToServer;
@@ -487,9 +590,9 @@ void RuleEngine::Evaluate(size_t index, const Unit& unit, const FlowTuple& tuple
   seen_[index] = generation_;
   const rules::Rule& rule = rules_[index];
   const Compiled& compiled = *compiled_[index];
-  if (!HeaderMatches(rule, unit, tuple)) return;
+  // Cheapest first: size tests turn away most candidates (an overflow
+  // rule on a normal line) for a fraction of the header's cost.
   if (rule.dsize && (!unit.payload || !rule.dsize->Matches(unit.payload->size()))) return;
-  if (!FlowbitsHold(compiled, *flow)) return;
   for (const rules::BufferSize* size : compiled.sizes) {
     std::optional<std::string_view> buffer = unit.Get(size->buffer);
     if (!buffer || !size->test.Matches(buffer->size())) return;
@@ -498,6 +601,8 @@ void RuleEngine::Evaluate(size_t index, const Unit& unit, const FlowTuple& tuple
     std::optional<std::string_view> buffer = unit.Get(at->buffer);
     if (!buffer || (at->position < buffer->size()) == at->negated) return;
   }
+  if (!HeaderMatches(rule, unit, tuple)) return;
+  if (!FlowbitsHold(compiled, *flow)) return;
   counters_.candidates++;
   if (!compiled.matcher->Matches(unit, &counters_.match)) return;
   counters_.matches++;
@@ -539,10 +644,6 @@ void RuleEngine::InspectUnordered(const Unit& unit, const FlowTuple& tuple, Flow
     for (size_t index : it->second) Evaluate(index, unit, tuple, flow, alerts);
     return;
   }
-  uint32_t present = 0;
-  for (size_t slot = 0; slot < kUnitBuffers.size(); ++slot) {
-    if (unit.Get(kUnitBuffers[slot])) present |= 1u << slot;
-  }
   struct Context {
     RuleEngine* engine;
     const Unit* unit;
@@ -550,28 +651,44 @@ void RuleEngine::InspectUnordered(const Unit& unit, const FlowTuple& tuple, Flow
     FlowRuleState* flow;
     std::vector<Alert>* alerts;
     uint32_t present;
-  } context{this, &unit, &tuple, flow, alerts, present};
-  for (size_t slot = 0; slot < kUnitBuffers.size(); ++slot) {
-    if (!databases_[slot] || !(present & (1u << slot))) continue;
-    std::string_view buffer = *unit.Get(kUnitBuffers[slot]);
+    // A rule the index names, evaluated if the unit has every buffer it reads.
+    void Candidate(size_t index) const {
+      if ((engine->compiled_[index]->required_buffers & ~present) == 0) {
+        engine->Evaluate(index, *unit, *tuple, flow, alerts);
+      }
+    }
+  } context{this, &unit, &tuple, flow, alerts, PresentBuffers(unit)};
+  // The verb's rules first, as its literals came first in the line.
+  if (unit.command && !by_verb_.empty()) {
+    std::string_view verb = *unit.command;
+    // A pcre's `$` also matches before a final newline.
+    if (verb.ends_with('\n')) verb.remove_suffix(1);
+    if (auto it = by_verb_.find(VerbKey(verb)); it != by_verb_.end()) {
+      for (size_t index : it->second) context.Candidate(index);
+    }
+  }
+  for (const Database& db : databases_[DirectionIndex(unit.direction)]) {
+    if (!(context.present & (1u << db.slot))) continue;
+    std::string_view buffer = *unit.Get(kUnitBuffers[db.slot]);
+    if (!db.database) {
+      for (char c : buffer) {
+        const auto byte = static_cast<uint8_t>(c);
+        if (!db.bytes->named[byte]) continue;
+        for (unsigned id : db.bytes->rules[byte]) context.Candidate(id);
+      }
+      continue;
+    }
     counters_.scans++;
     hs_error_t rc = hs_scan(
-        databases_[slot], buffer.data(), static_cast<unsigned>(buffer.size()), 0, scratch_,
+        db.database, buffer.data(), static_cast<unsigned>(buffer.size()), 0, scratch_,
         [](unsigned id, unsigned long long, unsigned long long, unsigned, void* raw) -> int {
-          auto* c = static_cast<Context*>(raw);
-          if ((c->engine->compiled_[id]->required_buffers & ~c->present) == 0) {
-            c->engine->Evaluate(id, *c->unit, *c->tuple, c->flow, c->alerts);
-          }
+          static_cast<const Context*>(raw)->Candidate(id);
           return 0;
         },
         &context);
     if (rc != HS_SUCCESS) counters_.scan_errors++;
   }
-  for (size_t index : unindexed_) {
-    if ((compiled_[index]->required_buffers & ~present) == 0) {
-      Evaluate(index, unit, tuple, flow, alerts);
-    }
-  }
+  for (size_t index : unindexed_[DirectionIndex(unit.direction)]) context.Candidate(index);
 }
 
 }  // namespace popguard::detect

@@ -8,11 +8,17 @@
 // else the longest positive content, as Snort and Suricata choose). The
 // payload, verb, arguments and status line of a unit are all slices of one
 // line, so their literals share one database scanned over the payload: one
-// scan per line. A rule with no usable content but a pcre that is a choice
-// of words contributes the words; else a plain pcre goes in Hyperscan's
-// prefilter mode to its buffer's database; the rest are checked on every
-// unit carrying the buffers they read. Size tests that need no cursor run
-// before the exact matcher.
+// scan per line. A rule that pins pop3.command to exact verbs (`content`
+// with `bsize` of its length, or a pcre that is a choice of words) is looked
+// up by the unit's verb instead, unless it has a selective literal off the
+// verb. A rule with no usable content but a pcre that is a choice of words
+// contributes the words; else a plain pcre goes in Hyperscan's prefilter
+// mode to its buffer's database; the rest are checked on every unit
+// carrying the buffers they read. Each direction has its own databases,
+// built from the rules its flow lets see it; a buffer whose patterns are
+// all one-byte literals is read through a table of bytes instead of
+// hs_scan, whose fixed cost dwarfs a short line. Size tests that need no
+// cursor run before the exact matcher.
 //
 // Rules the engine cannot honour are refused at compile time with an error
 // naming the rule and the option, never loaded half-understood.
@@ -20,6 +26,7 @@
 
 #include <hs/hs.h>
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -100,13 +107,31 @@ class RuleEngine {
 
   std::vector<rules::Rule> rules_;
   std::vector<std::unique_ptr<Compiled>> compiled_;
-  // One database per unit buffer; null when no rule has a pattern there.
-  std::vector<hs_database_t*> databases_;
+  // The rules each byte value names, for a buffer whose patterns are all
+  // one-byte literals; `named` is the hot loop's test, one load per byte.
+  struct ByteTable {
+    std::array<bool, 256> named{};
+    std::array<std::vector<unsigned>, 256> rules;
+  };
+  // The patterns of one unit buffer: a Hyperscan database or, when every
+  // pattern is a one-byte literal, a byte table.
+  struct Database {
+    size_t slot;  // in kUnitBuffers
+    hs_database_t* database;
+    std::unique_ptr<ByteTable> bytes;  // set when database is null
+  };
+  // Per direction (pop3::Direction as index): one per unit buffer that some
+  // rule seeing that direction has patterns for.
+  std::array<std::vector<Database>, 2> databases_;
   hs_scratch_t* scratch_ = nullptr;
   // Rules with no pattern in any database, checked whenever their buffers
-  // are present; app-layer-event rules, by event.
-  std::vector<size_t> unindexed_;
+  // are present, by direction as databases_; app-layer-event rules, by
+  // event.
+  std::array<std::vector<size_t>, 2> unindexed_;
   std::unordered_map<int, std::vector<size_t>> by_event_;
+  // Rules pinned to exact verbs, by VerbKey: looked up by the unit's verb
+  // instead of scanned for.
+  std::unordered_map<uint64_t, std::vector<size_t>> by_verb_;
   std::unordered_map<std::string, size_t> flowbit_index_;
   std::unordered_map<std::string, ThresholdState> thresholds_;
   // Candidates seen in the current unit (generation stamps avoid clearing).

@@ -1,6 +1,7 @@
 #include "agent/detect/matcher.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
+#include <hs/hs.h>
 #include <pcre2.h>
 
 #include <algorithm>
@@ -19,7 +20,51 @@ struct CompiledRegex::Impl {
   pcre2_code* code = nullptr;
   pcre2_match_data* data = nullptr;
   pcre2_match_context* context = nullptr;
+  // Set when the regex is only a choice of words (WordChoice) without /m:
+  // matched by comparing, as PCRE2 would match it, for a fraction of a
+  // pcre2_match call (rules pick verbs that way on every command).
+  std::vector<std::string> words;
+  bool caseless = false;
+  bool dollar_endonly = false;
+  // Hyperscan in prefilter mode on the same regex (a superset of its
+  // matches), for a regex PCRE2 must try at every offset: a subject the
+  // guard finds nothing in is not given to PCRE2, whose scan costs several
+  // times more. Only for a pcre that is not negated: there a PCRE2 error
+  // makes the keyword fail, as no match does, so the verdict is the same.
+  hs_database_t* guard = nullptr;
+  hs_scratch_t* guard_scratch = nullptr;
+
+  Result MatchWords(std::string_view subject, size_t start, size_t* begin, size_t* end) const;
 };
+
+namespace {
+
+char Fold(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+
+}  // namespace
+
+// `^` holds at the subject's start only, `$` at its end or, without /E,
+// before a newline that ends it; the match is the word, never the newline.
+CompiledRegex::Result CompiledRegex::Impl::MatchWords(std::string_view subject, size_t start,
+                                                      size_t* begin, size_t* end) const {
+  if (start > 0) return Result::kNoMatch;
+  auto is_word = [&](std::string_view text) {
+    return std::any_of(words.begin(), words.end(), [&](const std::string& word) {
+      return word.size() == text.size() &&
+             std::equal(word.begin(), word.end(), text.begin(),
+                        [&](char a, char b) { return caseless ? Fold(a) == Fold(b) : a == b; });
+    });
+  };
+  size_t length = subject.size();
+  if (!is_word(subject)) {
+    if (dollar_endonly || !subject.ends_with('\n')) return Result::kNoMatch;
+    length -= 1;
+    if (!is_word(subject.substr(0, length))) return Result::kNoMatch;
+  }
+  *begin = 0;
+  *end = length;
+  return Result::kMatch;
+}
 
 std::unique_ptr<CompiledRegex> CompiledRegex::Compile(const rules::PcreMatch& pcre,
                                                       std::string* error) {
@@ -51,17 +96,41 @@ std::unique_ptr<CompiledRegex> CompiledRegex::Compile(const rules::PcreMatch& pc
   regex->impl_->code = compiled;
   regex->impl_->data = pcre2_match_data_create_from_pattern(compiled, nullptr);
   regex->impl_->context = pcre2_match_context_create(nullptr);
+  if (!m.multiline) regex->impl_->words = WordChoice(pcre.regex);
+  regex->impl_->caseless = m.caseless;
+  regex->impl_->dollar_endonly = m.dollar_endonly;
   // Suricata's defaults (detect.pcre.match-limit, match-limit-recursion);
   // the O modifier lifts them.
   if (!m.override_match_limit) {
     pcre2_set_match_limit(regex->impl_->context, 3500);
     pcre2_set_depth_limit(regex->impl_->context, 1500);
   }
+  uint32_t first_code_type = 0;
+  uint8_t* first_bitmap = nullptr;
+  uint32_t all_options = 0;
+  pcre2_pattern_info(compiled, PCRE2_INFO_FIRSTCODETYPE, &first_code_type);
+  pcre2_pattern_info(compiled, PCRE2_INFO_FIRSTBITMAP, &first_bitmap);
+  pcre2_pattern_info(compiled, PCRE2_INFO_ALLOPTIONS, &all_options);
+  const bool every_offset =
+      first_code_type == 0 && !first_bitmap && !(all_options & PCRE2_ANCHORED);
+  // Hyperscan has no /x; a regex it refuses simply gets no guard.
+  if (!pcre.negated && every_offset && !m.extended && regex->impl_->words.empty()) {
+    hs_compile_error_t* hs_error = nullptr;
+    if (hs_compile(pcre.regex.c_str(), PrefilterFlags(m) | HS_FLAG_SINGLEMATCH, HS_MODE_BLOCK,
+                   nullptr, &regex->impl_->guard, &hs_error) != HS_SUCCESS) {
+      hs_free_compile_error(hs_error);
+    } else if (hs_alloc_scratch(regex->impl_->guard, &regex->impl_->guard_scratch) != HS_SUCCESS) {
+      hs_free_database(regex->impl_->guard);
+      regex->impl_->guard = nullptr;
+    }
+  }
   return regex;
 }
 
 CompiledRegex::~CompiledRegex() {
   if (!impl_) return;
+  hs_free_scratch(impl_->guard_scratch);
+  hs_free_database(impl_->guard);
   pcre2_match_context_free(impl_->context);
   pcre2_match_data_free(impl_->data);
   pcre2_code_free(impl_->code);
@@ -69,6 +138,20 @@ CompiledRegex::~CompiledRegex() {
 
 CompiledRegex::Result CompiledRegex::Search(std::string_view subject, size_t start, size_t* begin,
                                             size_t* end) const {
+  if (!impl_->words.empty()) return impl_->MatchWords(subject, start, begin, end);
+  if (impl_->guard) {
+    bool found = false;
+    hs_error_t rc = hs_scan(
+        impl_->guard, subject.data(), static_cast<unsigned>(subject.size()), 0,
+        impl_->guard_scratch,
+        [](unsigned, unsigned long long, unsigned long long, unsigned, void* raw) -> int {
+          *static_cast<bool*>(raw) = true;
+          return 1;  // one match settles it
+        },
+        &found);
+    // HS_SCAN_TERMINATED is the callback stopping the scan.
+    if (rc == HS_SUCCESS && !found) return Result::kNoMatch;
+  }
   int rc = pcre2_match(impl_->code, reinterpret_cast<PCRE2_SPTR>(subject.data()), subject.size(),
                        start, 0, impl_->data, impl_->context);
   if (rc == PCRE2_ERROR_NOMATCH) return Result::kNoMatch;
@@ -82,8 +165,6 @@ CompiledRegex::Result CompiledRegex::Search(std::string_view subject, size_t sta
 // ---------------------------------------------------------------- helpers
 
 namespace {
-
-char Fold(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
 
 size_t BufferIndex(Buffer buffer) { return static_cast<size_t>(buffer); }
 constexpr size_t kBufferCount = static_cast<size_t>(Buffer::kBase64Data) + 1;
@@ -127,6 +208,32 @@ size_t FindPattern(std::string_view haystack, std::string_view pattern, size_t f
     if (k == pattern.size()) return pos;
   }
   return std::string_view::npos;
+}
+
+unsigned PrefilterFlags(const rules::PcreModifiers& modifiers) {
+  return HS_FLAG_PREFILTER | HS_FLAG_ALLOWEMPTY | (modifiers.caseless ? HS_FLAG_CASELESS : 0) |
+         (modifiers.dotall ? HS_FLAG_DOTALL : 0) | (modifiers.multiline ? HS_FLAG_MULTILINE : 0);
+}
+
+std::vector<std::string> WordChoice(std::string_view regex) {
+  if (regex.size() < 3 || regex.front() != '^' || regex.back() != '$') return {};
+  std::string_view body = regex.substr(1, regex.size() - 2);
+  const bool group = body.starts_with("(?:") && body.ends_with(")");
+  if (group) body = body.substr(3, body.size() - 4);
+  std::vector<std::string> words;
+  for (size_t start = 0; start <= body.size();) {
+    size_t bar = body.find('|', start);
+    if (bar == std::string_view::npos) bar = body.size();
+    std::string_view word = body.substr(start, bar - start);
+    const bool alnum = std::all_of(word.begin(), word.end(), [](char c) {
+      return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+    });
+    if (word.empty() || !alnum) return {};
+    words.emplace_back(word);
+    start = bar + 1;
+  }
+  if (!group && words.size() > 1) return {};
+  return words;
 }
 
 std::string DecodeBase64Lenient(std::string_view text) {

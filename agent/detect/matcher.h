@@ -72,6 +72,14 @@ class Matcher {
 // Position of `pattern` in haystack[from, to) or npos; `nocase` folds ASCII.
 size_t FindPattern(std::string_view haystack, std::string_view pattern, size_t from, size_t to,
                    bool nocase);
+// The Hyperscan flags under which a pcre's regex matches a superset of what
+// PCRE2 matches with those modifiers (prefilter mode; there is no flag for
+// /x, so an extended regex has none).
+unsigned PrefilterFlags(const rules::PcreModifiers& modifiers);
+// The words of a regex that is only a choice of words, `^(?:A|B|C)$` or
+// `^A$`, each of ASCII letters and digits; empty when it is anything else
+// (`^A|B$` too: that is `^A` or `B$`).
+std::vector<std::string> WordChoice(std::string_view regex);
 // Suricata's base64_decode: RFC 4648 alphabet, stops at the first byte that
 // is neither alphabet nor padding, ignores a partial last quantum.
 std::string DecodeBase64Lenient(std::string_view text);

@@ -56,6 +56,9 @@ enum class Verb : uint8_t {
 // The upper-case keyword of a known verb; empty for kUnknown.
 std::string_view VerbName(Verb verb);
 
+// How verbs and SASL mechanism names are upper-cased: ASCII letters only.
+inline char Upper(char c) { return c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c; }
+
 enum class ResponseStatus : uint8_t {
   kOk,            // "+OK", any case, then a blank or the end of the line
   kErr,           // "-ERR", any case, whatever follows

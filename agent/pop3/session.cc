@@ -61,18 +61,16 @@ const VerbInfo* FindVerb(std::string_view upper) {
 
 bool IsBlank(char c) { return c == ' ' || c == '\t'; }
 
-char Upper(char c) { return c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c; }
-
 std::string Upper(std::string_view text) {
   std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(), [](char c) { return Upper(c); });
+  std::transform(out.begin(), out.end(), out.begin(), [](char c) { return pop3::Upper(c); });
   return out;
 }
 
 bool StartsWithNoCase(std::string_view text, std::string_view upper_prefix) {
   if (text.size() < upper_prefix.size()) return false;
   for (size_t i = 0; i < upper_prefix.size(); ++i) {
-    if (Upper(text[i]) != upper_prefix[i]) return false;
+    if (pop3::Upper(text[i]) != upper_prefix[i]) return false;
   }
   return true;
 }

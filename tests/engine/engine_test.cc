@@ -127,6 +127,86 @@ TEST(EngineTest, PcreWithoutContentIsPrefilteredAndConfirmed) {
   EXPECT_EQ(Sids(*engine, Command("RETR", "-1", s)), (std::vector<uint32_t>{2}));
 }
 
+TEST(EngineTest, RulesPinnedToVerbsMatchEveryVerbTheirKeywordsAccept) {
+  // Looked up by the unit's verb, not scanned for: case folding (nocase,
+  // /i, a verb not upper-cased) and `$` before a final newline must not
+  // hide a match the keywords accept.
+  auto engine = Engine(
+      "alert tcp any any -> any any (msg:\"bsize\"; pop3.command; content:\"uidl\"; nocase; "
+      "bsize:4; sid:1;)\n"
+      "alert tcp any any -> any any (msg:\"ends\"; pop3.command; content:\"UIDL\"; "
+      "startswith; endswith; sid:2;)\n"
+      "alert tcp any any -> any any (msg:\"words\"; pop3.command; pcre:\"/^(?:retr|top)$/i\"; "
+      "sid:3;)\n"
+      "alert tcp any any -> any any (msg:\"dollar\"; pop3.command; pcre:\"/^RETR$/\"; sid:4;)\n");
+  std::string s;
+  EXPECT_EQ(Sids(*engine, Command("UIDL", "", s)), (std::vector<uint32_t>{1, 2}));
+  EXPECT_EQ(Sids(*engine, Command("uidl", "", s)), (std::vector<uint32_t>{1}));
+  EXPECT_EQ(Sids(*engine, Command("UIDLX", "", s)), (std::vector<uint32_t>{}));
+  EXPECT_EQ(Sids(*engine, Command("RETR", "1", s)), (std::vector<uint32_t>{3, 4}));
+  EXPECT_EQ(Sids(*engine, Command("Top", "1 2", s)), (std::vector<uint32_t>{3}));
+  EXPECT_EQ(Sids(*engine, Command("RETR\n", "", s)), (std::vector<uint32_t>{3, 4}));
+  EXPECT_EQ(Sids(*engine, Command("RETRX", "", s)), (std::vector<uint32_t>{}));
+}
+
+TEST(EngineTest, OneByteLiteralsIndexAsHyperscanWould) {
+  // Every pattern of the payload is one byte: read through a byte table,
+  // caseless letters in both cases, each rule once however often its byte
+  // occurs.
+  auto engine = Engine(
+      "alert tcp any any -> any any (msg:\"q\"; content:\"q\"; nocase; fast_pattern; sid:1;)\n"
+      "alert tcp any any -> any any (msg:\"pct\"; pop3.args; content:\"%\"; sid:2;)\n"
+      "alert tcp any any -> any any (msg:\"Z\"; content:\"Z\"; fast_pattern; sid:3;)\n");
+  std::string s;
+  EXPECT_EQ(Sids(*engine, Command("QUIT", "", s)), (std::vector<uint32_t>{1}));
+  EXPECT_EQ(Sids(*engine, Command("quit", "%%", s)), (std::vector<uint32_t>{1, 2}));
+  EXPECT_EQ(Sids(*engine, Command("XZ", "z", s)), (std::vector<uint32_t>{3}));
+  EXPECT_EQ(Sids(*engine, Command("RETR", "1", s)), (std::vector<uint32_t>{}));
+}
+
+TEST(EngineTest, PcreTriedAtEveryOffsetIsGuardedWithoutChangingVerdicts) {
+  // No first byte or anchor narrows where these can start, so Hyperscan in
+  // prefilter mode screens the subject before PCRE2: relative or not, the
+  // verdict is PCRE2's; a negated pcre goes to PCRE2 unscreened.
+  auto engine = Engine(
+      "alert tcp any any -> any any (msg:\"long or %n\"; pop3.args; pcre:\"/^.{8}|%n/s\"; "
+      "sid:1;)\n"
+      "alert tcp any any -> any any (msg:\"not\"; pop3.args; pcre:!\"/^.{8}|%n/s\"; sid:2;)\n"
+      "alert tcp any any -> any any (msg:\"rel\"; pop3.args; content:\"x\"; "
+      "pcre:\"/.{2}y/sR\"; sid:3;)\n");
+  std::string s;
+  EXPECT_EQ(Sids(*engine, Command("USER", "12345678", s)), (std::vector<uint32_t>{1}));
+  EXPECT_EQ(Sids(*engine, Command("USER", "a%nb", s)), (std::vector<uint32_t>{1}));
+  EXPECT_EQ(Sids(*engine, Command("USER", "abc", s)), (std::vector<uint32_t>{2}));
+  EXPECT_EQ(Sids(*engine, Command("USER", "x12y", s)), (std::vector<uint32_t>{2, 3}));
+  EXPECT_EQ(Sids(*engine, Command("USER", "x1y", s)), (std::vector<uint32_t>{2}));
+  EXPECT_EQ(Sids(*engine, Command("USER", "y12x1y", s)), (std::vector<uint32_t>{2}));
+}
+
+TEST(EngineTest, ChoiceOfWordsPcreMatchesAsPcre2Would) {
+  // Such a pcre is matched by comparison, not by PCRE2: the anchors, the
+  // final newline, /i, /E, /m and /R must mean what they mean to PCRE2.
+  auto engine = Engine(
+      "alert tcp any any -> any any (msg:\"i\"; pop3.args; pcre:\"/^(?:ab|CD)$/i\"; sid:1;)\n"
+      "alert tcp any any -> any any (msg:\"E\"; pop3.args; pcre:\"/^ab$/E\"; sid:2;)\n"
+      "alert tcp any any -> any any (msg:\"m\"; pop3.args; pcre:\"/^ab$/m\"; sid:3;)\n"
+      "alert tcp any any -> any any (msg:\"R\"; pop3.args; content:\"x\"; "
+      "pcre:\"/^(?:ab)$/R\"; sid:4;)\n"
+      "alert tcp any any -> any any (msg:\"not a choice\"; pop3.command; pcre:\"/^AB|CD$/\"; "
+      "sid:5;)\n");
+  std::string s;
+  EXPECT_EQ(Sids(*engine, Command("X", "AB", s)), (std::vector<uint32_t>{1}));
+  EXPECT_EQ(Sids(*engine, Command("X", "cd\n", s)), (std::vector<uint32_t>{1}));
+  EXPECT_EQ(Sids(*engine, Command("X", "ab", s)), (std::vector<uint32_t>{1, 2, 3}));
+  EXPECT_EQ(Sids(*engine, Command("X", "ab\n", s)), (std::vector<uint32_t>{1, 3}));
+  EXPECT_EQ(Sids(*engine, Command("X", "zz\nab", s)), (std::vector<uint32_t>{3}));
+  EXPECT_EQ(Sids(*engine, Command("X", "abc", s)), (std::vector<uint32_t>{}));
+  EXPECT_EQ(Sids(*engine, Command("X", "xab", s)), (std::vector<uint32_t>{4}));
+  EXPECT_EQ(Sids(*engine, Command("X", "xabc", s)), (std::vector<uint32_t>{}));
+  EXPECT_EQ(Sids(*engine, Command("ABX", "", s)), (std::vector<uint32_t>{5}));
+  EXPECT_EQ(Sids(*engine, Command("XCD", "", s)), (std::vector<uint32_t>{5}));
+}
+
 TEST(EngineTest, ByteTestBsizeAndBase64) {
   auto engine = Engine(
       "alert tcp any any -> any any (msg:\"stat\"; pop3.response; content:\"+OK \"; "
