@@ -642,18 +642,12 @@ void RuleEngine::Evaluate(size_t index, const Unit& unit, const FlowTuple& tuple
   alerts->push_back(std::move(alert));
 }
 
-void RuleEngine::Inspect(const Unit& unit, const FlowTuple& tuple, FlowRuleState* flow,
-                         std::vector<Alert>* alerts) {
-  const size_t first = alerts->size();
-  InspectUnordered(unit, tuple, flow, alerts);
-  // Hyperscan reports in pattern order per buffer; rule order (file order)
-  // makes the output the same whatever the buffers and databases.
-  std::sort(alerts->begin() + static_cast<std::ptrdiff_t>(first), alerts->end(),
-            [](const Alert& a, const Alert& b) { return a.rule < b.rule; });
-}
-
-void RuleEngine::InspectUnordered(const Unit& unit, const FlowTuple& tuple, FlowRuleState* flow,
-                                  std::vector<Alert>* alerts) {
+// Inline: Inspect is its only caller, and one call per unit less is a
+// measurable share of a unit's cost.
+[[gnu::always_inline]] inline void RuleEngine::InspectUnordered(const Unit& unit,
+                                                                const FlowTuple& tuple,
+                                                                FlowRuleState* flow,
+                                                                std::vector<Alert>* alerts) {
   counters_.units++;
   ++generation_;
   if (unit.anomaly) {
@@ -707,6 +701,16 @@ void RuleEngine::InspectUnordered(const Unit& unit, const FlowTuple& tuple, Flow
     if (rc != HS_SUCCESS) counters_.scan_errors++;
   }
   for (size_t index : unindexed_[DirectionIndex(unit.direction)]) context.Candidate(index);
+}
+
+void RuleEngine::Inspect(const Unit& unit, const FlowTuple& tuple, FlowRuleState* flow,
+                         std::vector<Alert>* alerts) {
+  const size_t first = alerts->size();
+  InspectUnordered(unit, tuple, flow, alerts);
+  // Hyperscan reports in pattern order per buffer; rule order (file order)
+  // makes the output the same whatever the buffers and databases.
+  std::sort(alerts->begin() + static_cast<std::ptrdiff_t>(first), alerts->end(),
+            [](const Alert& a, const Alert& b) { return a.rule < b.rule; });
 }
 
 }  // namespace popguard::detect
