@@ -95,6 +95,19 @@ class RuleEngine {
     int64_t window_start_ns = 0;
     uint64_t hits = 0;
   };
+  // Whose hits a threshold or detection_filter counts: the rule and what it
+  // tracks (addresses, ports for by_flow); fields it does not track stay
+  // zero. A struct, not a string, so the lookup builds nothing on the heap.
+  struct ThresholdKey {
+    uint32_t rule = 0;
+    uint16_t client_port = 0;
+    uint16_t server_port = 0;
+    std::array<rules::IpAddress, 2> addresses{};
+    friend bool operator==(const ThresholdKey&, const ThresholdKey&) = default;
+  };
+  struct ThresholdKeyHash {
+    size_t operator()(const ThresholdKey& key) const;
+  };
 
   void InspectUnordered(const Unit& unit, const FlowTuple& tuple, FlowRuleState* flow,
                         std::vector<Alert>* alerts);
@@ -133,7 +146,7 @@ class RuleEngine {
   // instead of scanned for.
   std::unordered_map<uint64_t, std::vector<size_t>> by_verb_;
   std::unordered_map<std::string, size_t> flowbit_index_;
-  std::unordered_map<std::string, ThresholdState> thresholds_;
+  std::unordered_map<ThresholdKey, ThresholdState, ThresholdKeyHash> thresholds_;
   // Candidates seen in the current unit (generation stamps avoid clearing).
   std::vector<uint64_t> seen_;
   uint64_t generation_ = 0;

@@ -269,6 +269,38 @@ TEST(EngineTest, DetectionFilterAndThresholdCountPerSourceInTime) {
   EXPECT_EQ(Sids(*engine, later), (std::vector<uint32_t>{2}));
 }
 
+TEST(EngineTest, ThresholdsCountWhatTheyTrackOnly) {
+  auto engine = Engine(
+      "alert tcp any any -> any any (msg:\"flow\"; pop3.command; content:\"PASS\"; "
+      "threshold:type limit, track by_flow, count 1, seconds 60; sid:1;)\n"
+      "alert tcp any any -> any any (msg:\"src\"; pop3.command; content:\"PASS\"; "
+      "threshold:type limit, track by_src, count 1, seconds 60; sid:2;)\n");
+  std::string s;
+  auto sids = [&](const FlowTuple& tuple) {
+    FlowRuleState state;
+    std::vector<Alert> alerts;
+    engine->Inspect(Command("PASS", "x", s), tuple, &state, &alerts);
+    std::vector<uint32_t> out;
+    for (const Alert& a : alerts) out.push_back(a.rule->sid);
+    return out;
+  };
+  FlowTuple first = Tuple();
+  EXPECT_EQ(sids(first), (std::vector<uint32_t>{1, 2}));
+  EXPECT_EQ(sids(first), (std::vector<uint32_t>{}));
+  // Another client port is another flow from the same source.
+  FlowTuple other_port = first;
+  other_port.client_port = 40001;
+  EXPECT_EQ(sids(other_port), (std::vector<uint32_t>{1}));
+  // An IPv4 address is its first four bytes, whatever follows them.
+  FlowTuple same_address = first;
+  same_address.client.bytes[12] = 0xff;
+  EXPECT_EQ(sids(same_address), (std::vector<uint32_t>{}));
+  // The same bytes as an IPv6 address are another source.
+  FlowTuple v6 = first;
+  v6.client.v6 = true;
+  EXPECT_EQ(sids(v6), (std::vector<uint32_t>{1, 2}));
+}
+
 TEST(EngineTest, AppLayerEventRulesFireOnTheirAnomalyOnly) {
   auto engine = Engine(
       "alert tcp any any -> any any (msg:\"bad status\"; "
