@@ -16,8 +16,6 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-/* Flow ids are handed out across CPUs and hooks. */
-__u64 pg_next_flow_id;
 
 static __always_inline long pg_load(void *ctx, const bool xdp, __u32 off, void *to, __u32 len)
 {
@@ -349,7 +347,7 @@ static __always_inline struct pg_flow *pg_flow_new(struct pg_scratch *s, const s
 
 	__builtin_memset(f, 0, sizeof(*f));
 	f->created_ns = pg_now(s);
-	f->id = (__u32)__sync_fetch_and_add(&pg_next_flow_id, 1) + 1;
+	f->id = __sync_fetch_and_add(&pg_next_flow_id, 1) + 1;
 	f->respq[0] = PG_RK_GREETING;
 	f->q_tail = 1;
 	if (port_kind == PG_PORT_POP3_TLS) {
@@ -365,6 +363,9 @@ static __always_inline struct pg_flow *pg_flow_new(struct pg_scratch *s, const s
 		pg_count(PG_CNT_FLOW_CREATE_FAILED, 1);
 		return 0;
 	}
+	/* An offer left from an earlier connection on the same addresses and
+	 * ports must not meet this one. */
+	bpf_map_delete_elem(&pg_resync, &s->info.key);
 	pg_count(PG_CNT_FLOWS_CREATED, 1);
 	return fp;
 }
@@ -456,10 +457,13 @@ static __always_inline int pg_tcp(void *ctx, const bool xdp, struct pg_scratch *
 	if (dir == PG_DIR_TO_SERVER)
 		flow->q_head = flow->q_tail;
 #endif
-	if ((flow->dir[0].flags | flow->dir[1].flags) & PG_DF_ESCALATED)
-		pg_try_resync(flow, &s->info.key);
-	if (dir == PG_DIR_TO_CLIENT)
-		d->flags |= PG_DF_SPOKE;
+	if (dir == PG_DIR_TO_CLIENT) {
+		if ((flow->dir[0].flags | d->flags) & PG_DF_ESCALATED)
+			pg_try_resync(flow, &s->info.key, p->seq);
+		/* Atomic: the client's hook may be escalating this direction. */
+		if (!(d->flags & PG_DF_SPOKE))
+			__sync_fetch_and_or(&d->flags, PG_DF_SPOKE);
+	}
 	if (!(d->flags & PG_DF_HAVE_SEQ)) {
 		raw_flags |= PG_EVF_NO_STATE;
 		d->next_seq = p->seq;

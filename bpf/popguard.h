@@ -232,18 +232,23 @@ struct pg_flow {
 	__u8 implicit_tls;      /* the server port is implicit TLS (995) */
 	__u8 budget_tripped;    /* records are being suppressed by the flow budget */
 	__u8 key_sent;          /* a record with the key went up: later ones carry the id */
-	__u8 pad[2];
-	__u32 id;               /* names the flow in records; 0 once 2^32 ids have wrapped */
+	__u8 lost_records;      /* a record of this flow was suppressed or could not be sent:
+				   the agent's streams have a hole, so no resync */
+	__u8 pad;
 	__u32 resync_gen;       /* pg_resync.gen last taken (compare-and-swap: once) */
+	__u32 pad2;
+	__u64 id;               /* records carry its low 32 bits (0: send the key) */
 };
 
 /*
  * The agent's offer to take an escalated flow back to framing (LRU hash
  * keyed like pg_flows). It holds where the agent's reassembled streams end
  * and how the POP3 dialogue stands there, at a line boundary of both. The
- * kernel adopts it only when its own streams end at exactly those bytes,
- * i.e. it has seen nothing the agent has not: then the state is what the
- * kernel's own framing would have reached.
+ * kernel adopts it only at a server segment that starts exactly where the
+ * offer says, when the client direction too ends exactly there: it has
+ * seen nothing the agent has not, so the state is what its own framing
+ * would have reached. Only the server direction's state hides bytes (a
+ * body), and only the hook seeing the server's packets writes it.
  */
 struct pg_resync {
 	__u32 next_seq[2];          /* per pg_dir: the next byte */

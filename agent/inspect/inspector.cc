@@ -278,14 +278,17 @@ void Inspector::OnKernelEvent(const Event& event) {
       if (event.anomaly == PG_AN_GAP) {
         Conversation& c = FindFor(event);
         conversation = &c;
+        // The kernel handled everything before the hole: what the agent
+        // lacks of it is body the kernel kept, if it was framing the
+        // server; the client's bytes and an escalated server's all come
+        // up, so missing ones were lost.
+        const bool kept = event.dir == PG_DIR_TO_CLIENT && !c.escalated;
         c.escalated = true;
         flow::StreamReassembler& stream = event.dir == PG_DIR_TO_SERVER ? *c.client : *c.server;
         if (!stream.started()) {
           stream.Start(event.expected_seq);
         } else if (flow::SeqBefore(stream.next_seq(), event.expected_seq)) {
-          // The kernel handled everything before the hole: what the agent
-          // lacks of it is body the kernel kept.
-          c.hole = Conversation::Hole::kKept;
+          if (kept) c.hole = Conversation::Hole::kKept;
           stream.SkipTo(event.expected_seq);
           c.hole = Conversation::Hole::kLoss;
         }

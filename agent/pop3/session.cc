@@ -187,7 +187,8 @@ Session::Session(EventSink sink, SessionOptions options)
     : sink_(std::move(sink)), options_(options) {}
 
 std::optional<Session::FramingPoint> Session::Framing() const {
-  if (client_.line.active || server_.line.active || tls_ != TlsPhase::kNone || pending_stls_ > 0) {
+  if (client_.line.active || server_.line.active || tls_ != TlsPhase::kNone || pending_stls_ > 0 ||
+      commands_dropped_) {
     return std::nullopt;
   }
   FramingPoint point;
@@ -399,6 +400,7 @@ void Session::QueueCommand(const Command& command, uint64_t offset) {
   // first server line then answers this command.
   if (greeting_pending_ && server_.offset == 0 && !server_.line.active) greeting_pending_ = false;
   if (pending_.size() >= options_.max_pending_commands) {
+    commands_dropped_ = true;
     if (!queue_overflow_reported_) {
       queue_overflow_reported_ = true;
       EmitAnomaly(Direction::kToServer, offset, anomaly::kTooManyTransactions);

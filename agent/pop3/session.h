@@ -97,8 +97,9 @@ class Session {
   // STLS was answered +OK.
   bool tls_started() const { return tls_ != TlsPhase::kNone; }
   size_t pending_commands() const { return pending_.size(); }
-  // nullopt while either stream is inside a line, or once STLS is in play
-  // (TLS is followed by record, not by line).
+  // nullopt while either stream is inside a line, once STLS is in play
+  // (TLS is followed by record, not by line), or once a command was not
+  // queued (too many pending).
   std::optional<FramingPoint> Framing() const;
 
  private:
@@ -170,6 +171,9 @@ class Session {
   bool greeting_pending_ = true;
   std::deque<PendingCommand> pending_;
   bool queue_overflow_reported_ = false;
+  // A command was not queued (overflow): the owed list is incomplete for
+  // good, so Framing() has nothing sure to offer.
+  bool commands_dropped_ = false;
   size_t pending_stls_ = 0;
   bool stls_command_injection_reported_ = false;
   bool stls_response_injection_reported_ = false;

@@ -17,6 +17,8 @@ void EventDecoder::Remember(uint32_t id, const pg_flow_key& key) {
   if (current_.size() >= capacity_ && !current_.contains(id)) {
     old_ = std::move(current_);
     current_.clear();
+    // Flows were let go: a sweep may find some again.
+    swept_since_new_flow_ = false;
   }
   current_[id] = key;
 }
@@ -31,12 +33,12 @@ const pg_flow_key* EventDecoder::Find(uint32_t id) {
   }
   if (!sweep_ || swept_since_new_flow_) return nullptr;
   counters_.flow_sweeps++;
-  swept_since_new_flow_ = true;
   // The kernel holds at most as many flows as the decoder remembers, so
   // they all fit in the current generation and the old one.
   sweep_([&](uint32_t flow_id, const pg_flow_key& key) {
     if (flow_id) Remember(flow_id, key);
   });
+  swept_since_new_flow_ = true;
   if (auto it = current_.find(id); it != current_.end()) return &it->second;
   if (auto it = old_.find(id); it != old_.end()) return &it->second;
   return nullptr;

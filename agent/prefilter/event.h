@@ -69,8 +69,8 @@ class EventDecoder {
   std::unordered_map<uint32_t, pg_flow_key> current_;
   std::unordered_map<uint32_t, pg_flow_key> old_;
   Sweep sweep_;
-  // A sweep finds every flow the kernel holds: until a new flow shows up,
-  // another one would find nothing more.
+  // A sweep finds every flow the kernel holds: until a new flow shows up
+  // or the decoder lets flows go, another one would find nothing more.
   bool swept_since_new_flow_ = false;
   DecoderCounters counters_;
 };

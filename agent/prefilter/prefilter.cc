@@ -46,7 +46,7 @@ EventDecoder Prefilter::NewDecoder(uint32_t flow_map_entries) {
     pg_flow flow{};
     for (const pg_flow_key* at = nullptr; bpf_map_get_next_key(fd, at, &next) == 0; at = &key) {
       key = next;
-      if (bpf_map_lookup_elem(fd, &key, &flow) == 0) visit(flow.id, key);
+      if (bpf_map_lookup_elem(fd, &key, &flow) == 0) visit(static_cast<uint32_t>(flow.id), key);
     }
   });
 }

@@ -75,6 +75,9 @@ struct pg_record {
 	__u8 body[sizeof(struct pg_flow_key) + PG_EVENT_DATA];
 };
 
+/* Flow ids, handed out across CPUs and hooks. */
+__u64 pg_next_flow_id;
+
 struct pg_scratch {
 	struct pg_pktinfo info;
 	struct pg_record rec;

@@ -54,9 +54,18 @@ static __always_inline int pg_output(struct pg_scratch *s, struct pg_flow *flow,
 				     __u32 n)
 {
 	struct pg_record *r = &s->rec;
-	__u32 size = sizeof(r->head) + n;
-	__u32 id = flow ? flow->id : 0;
-	bool key = !id || !flow->key_sent;
+	__u32 size = sizeof(r->head) + n, id;
+	bool key;
+
+	/* Records carry 32 bits of the id. A flow that has lived through 2^31
+	 * newer ones takes a fresh id and sends its key again, so no two live
+	 * flows ever go up under the same 32 bits. */
+	if (flow && flow->id && (__s64)(pg_next_flow_id - flow->id) >= (1ll << 31)) {
+		flow->id = __sync_fetch_and_add(&pg_next_flow_id, 1) + 1;
+		flow->key_sent = 0;
+	}
+	id = flow ? (__u32)flow->id : 0;
+	key = !id || !flow->key_sent;
 
 	r->head.flow_id = id;
 	/* Constant-size copies; the record's size says how much of them counts. */
@@ -169,6 +178,7 @@ __noinline int pg_emit_chunk(struct pg_flow *flow, struct pg_emit_req *req, __u3
 	if (!pg_take_token(&flow->budget_ns, &flow->budget_tokens, cfg->flow_budget_burst,
 			   cfg->flow_budget_rate, pg_now(s))) {
 		pg_count(PG_CNT_BUDGET_FLOW, 1);
+		flow->lost_records = 1;
 		if (flow->budget_tripped)
 			return 0;
 		flow->budget_tripped = 1;
@@ -176,10 +186,13 @@ __noinline int pg_emit_chunk(struct pg_flow *flow, struct pg_emit_req *req, __u3
 		return 1;
 	}
 	flow->budget_tripped = 0;
-	if (!pg_global_budget_ok(s, cfg))
+	if (!pg_global_budget_ok(s, cfg)) {
+		flow->lost_records = 1;
 		return 0;
+	}
 	pg_record_head(s, s->info.seg_seq + s->info.win_base + off, req->type, flags, req->anomaly);
-	pg_output(s, flow, &s->buf[off & PG_WIN_MASK], n);
+	if (!pg_output(s, flow, &s->buf[off & PG_WIN_MASK], n))
+		flow->lost_records = 1;
 	return 0;
 }
 

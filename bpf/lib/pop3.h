@@ -171,19 +171,27 @@ static __always_inline void pg_line_reset(struct pg_dir_state *d)
 }
 
 /*
- * Takes an escalated flow back to framing when the agent's offer in
- * pg_resync stands exactly where both directions of the flow stand now
- * (struct pg_resync). Of two CPUs seeing the flow at once, one adopts it.
+ * Takes an escalated flow back to framing at a server segment starting at
+ * `seq`, when the agent's offer in pg_resync stands exactly there and where
+ * the client direction stands now (struct pg_resync). A client packet
+ * racing on the other hook can only have sent its bytes raw or queued its
+ * kinds into the queue the offer replaces: either way the kernel ends up
+ * owing fewer responses than the server sends, which escalates again and
+ * hides nothing. The compare-and-swap takes each offer once.
  */
-static __always_inline void pg_try_resync(struct pg_flow *flow, const struct pg_flow_key *key)
+static __always_inline void pg_try_resync(struct pg_flow *flow, const struct pg_flow_key *key,
+					  __u32 seq)
 {
 	struct pg_resync *r = bpf_map_lookup_elem(&pg_resync, key);
 	__u32 prev, i;
 
-	if (!r || flow->implicit_tls || r->q_len > PG_RESPQ_LEN || r->phase > PG_PHASE_SASL)
+	if (!r || flow->implicit_tls || flow->lost_records || r->q_len > PG_RESPQ_LEN ||
+	    r->phase > PG_PHASE_SASL)
 		return;
 	if (!(flow->dir[0].flags & flow->dir[1].flags & PG_DF_HAVE_SEQ) ||
-	    r->next_seq[0] != flow->dir[0].next_seq || r->next_seq[1] != flow->dir[1].next_seq)
+	    r->next_seq[PG_DIR_TO_SERVER] != flow->dir[PG_DIR_TO_SERVER].next_seq ||
+	    r->next_seq[PG_DIR_TO_CLIENT] != flow->dir[PG_DIR_TO_CLIENT].next_seq ||
+	    seq != r->next_seq[PG_DIR_TO_CLIENT])
 		return;
 	prev = flow->resync_gen;
 	if (prev == r->gen || __sync_val_compare_and_swap(&flow->resync_gen, prev, r->gen) != prev)

@@ -308,7 +308,7 @@ TEST_F(ConversationTest, RecordsAreAsLongAsWhatTheyCarryAndTheKeyGoesUpOnce) {
   EXPECT_EQ(Counter(PG_CNT_RECORD_BYTES) - after_greeting, RingBytes(sizeof(pg_event_head) + 6));
   // The agent still gets every record with the flow's key and id.
   ASSERT_EQ(events_.size(), 2u);
-  const uint32_t id = State().id;
+  const auto id = static_cast<uint32_t>(State().id);
   EXPECT_NE(id, 0u);
   for (const Event& e : events_) {
     EXPECT_EQ(e.flow_id, id);
@@ -322,13 +322,13 @@ TEST_F(ConversationTest, AnIdTheAgentNeverSawIsFoundInTheFlowMap) {
   // As after an agent restart: the kernel sent the key long ago.
   pg_flow f = State();
   f.key_sent = 1;
-  f.id = 0x7000'0001;
+  f.id += 0x7000'0000;  // an id the decoder has not seen, not older than the others
   pf_->UpdateFlow(c_.key, f);
   const uint64_t sweeps = pf_->DecoderStats().flow_sweeps;
   Client(c_.flow.ToServer("NOOP\r\n"));
   const std::vector<Event> data = Events(PG_EV_CLIENT_DATA);
   ASSERT_EQ(data.size(), 1u);
-  EXPECT_EQ(data[0].flow_id, 0x7000'0001u);
+  EXPECT_EQ(data[0].flow_id, static_cast<uint32_t>(f.id));
   EXPECT_EQ(std::memcmp(&data[0].key, &c_.key, sizeof(pg_flow_key)), 0);
   EXPECT_EQ(pf_->DecoderStats().flow_sweeps, sweeps + 1);
 }
@@ -667,16 +667,21 @@ class ResyncTest : public ConversationTest {
   }
 };
 
+// Offers are taken at a server segment: only that hook writes the state
+// that hides bytes (a body).
 TEST_F(ResyncTest, AnOfferWhereTheKernelStandsTakesTheFlowBackToFraming) {
   Escalate("XFOO\r\n");
-  const size_t raw_before = Events(PG_EV_RAW).size();
-  pf_->OfferResync(c_.key, OfferAt(State(), 1));
   Client(c_.flow.ToServer("RETR 1\r\n"));
+  const size_t raw_before = Events(PG_EV_RAW).size();
+  pg_resync offer = OfferAt(State(), 1);
+  offer.respq[0] = PG_RK_MULTI;  // RETR is owed its answer
+  offer.q_len = 1;
+  pf_->OfferResync(c_.key, offer);
+  // The answer is framed after the resync: its +OK opens a body the kernel keeps.
+  Server(c_.flow.ToClient("+OK 20 octets\r\nSubject: hi\r\n\r\nbody\r\n.\r\n"));
   EXPECT_EQ(Counter(PG_CNT_RESYNCS), 1u);
   EXPECT_FALSE(Escalated(PG_DIR_TO_SERVER));
   EXPECT_FALSE(Escalated(PG_DIR_TO_CLIENT));
-  // RETR was framed after the resync: its +OK opens a body the kernel keeps.
-  Server(c_.flow.ToClient("+OK 20 octets\r\nSubject: hi\r\n\r\nbody\r\n.\r\n"));
   EXPECT_EQ(Events(PG_EV_RAW).size(), raw_before);
   EXPECT_EQ(ServerLines().back(), "+OK 20 octets\r\n");
   EXPECT_FALSE(State().dir[PG_DIR_TO_CLIENT].flags & PG_DF_IN_BODY);
@@ -694,10 +699,13 @@ TEST_F(ResyncTest, AfterAGapIsFilledTheFlowIsFramedAgain) {
   offer.respq[0] = offer.respq[1] = PG_RK_SINGLE;
   offer.q_len = 2;
   pf_->OfferResync(c_.key, offer);
-  Client(c_.flow.ToServerAt(off + 18, "QUIT\r\n"));
+  Server(c_.flow.ToClient("+OK\r\n+OK\r\n"));
   EXPECT_EQ(Counter(PG_CNT_RESYNCS), 1u);
+  EXPECT_FALSE(Escalated(PG_DIR_TO_SERVER));
+  c_.flow.Advance(true, 18);
+  Client(c_.flow.ToServer("QUIT\r\n"));
   EXPECT_EQ(Bytes(PG_EV_CLIENT_DATA), "QUIT\r\n");
-  Server(c_.flow.ToClient("+OK\r\n+OK\r\n+OK bye\r\n"));
+  Server(c_.flow.ToClient("+OK bye\r\n"));
   EXPECT_EQ(ServerLines().back(), "+OK bye\r\n");
   EXPECT_FALSE(Escalated(PG_DIR_TO_CLIENT));
   EXPECT_EQ(State().q_head, State().q_tail);
@@ -705,29 +713,45 @@ TEST_F(ResyncTest, AfterAGapIsFilledTheFlowIsFramedAgain) {
 
 TEST_F(ResyncTest, AnOfferBehindTheKernelIsNotTaken) {
   Escalate("XFOO\r\n");
-  pg_resync offer = OfferAt(State(), 1);
-  offer.next_seq[PG_DIR_TO_CLIENT] -= 1;  // the agent lacks the last byte
-  pf_->OfferResync(c_.key, offer);
   Client(c_.flow.ToServer("NOOP\r\n"));
+  pg_resync offer = OfferAt(State(), 1);
+  offer.next_seq[PG_DIR_TO_SERVER] -= 1;  // the agent lacks the client's last byte
+  pf_->OfferResync(c_.key, offer);
+  Server(c_.flow.ToClient("+OK\r\n"));
   EXPECT_EQ(Counter(PG_CNT_RESYNCS), 0u);
   EXPECT_TRUE(Escalated(PG_DIR_TO_CLIENT));
-  Server(c_.flow.ToClient("+OK\r\n"));
   EXPECT_EQ(Events(PG_EV_RAW).back().dir, PG_DIR_TO_CLIENT);
 }
 
-TEST_F(ResyncTest, AnOfferIsTakenOnce) {
+TEST_F(ResyncTest, AClientSegmentDoesNotTakeAnOffer) {
   Escalate("XFOO\r\n");
-  pf_->OfferResync(c_.key, OfferAt(State(), 7));
+  pf_->OfferResync(c_.key, OfferAt(State(), 1));
   Client(c_.flow.ToServer("NOOP\r\n"));
+  EXPECT_EQ(Counter(PG_CNT_RESYNCS), 0u);
+  EXPECT_TRUE(Escalated(PG_DIR_TO_CLIENT));
+}
+
+TEST_F(ResyncTest, AnOfferIsTakenOnce) {
+  const auto single_owed = [&](uint32_t gen) {
+    pg_resync offer = OfferAt(State(), gen);
+    offer.respq[0] = PG_RK_SINGLE;
+    offer.q_len = 1;
+    return offer;
+  };
+  Escalate("XFOO\r\n");
+  Client(c_.flow.ToServer("NOOP\r\n"));
+  pf_->OfferResync(c_.key, single_owed(7));
   Server(c_.flow.ToClient("+OK\r\n"));
   ASSERT_EQ(Counter(PG_CNT_RESYNCS), 1u);
   Escalate("XBAR\r\n");
-  pf_->OfferResync(c_.key, OfferAt(State(), 7));  // an old offer again
   Client(c_.flow.ToServer("NOOP\r\n"));
+  pf_->OfferResync(c_.key, single_owed(7));  // an old offer again
+  Server(c_.flow.ToClient("+OK\r\n"));
   EXPECT_EQ(Counter(PG_CNT_RESYNCS), 1u);
   EXPECT_TRUE(Escalated(PG_DIR_TO_CLIENT));
-  pf_->OfferResync(c_.key, OfferAt(State(), 8));
   Client(c_.flow.ToServer("NOOP\r\n"));
+  pf_->OfferResync(c_.key, single_owed(8));
+  Server(c_.flow.ToClient("+OK\r\n"));
   EXPECT_EQ(Counter(PG_CNT_RESYNCS), 2u);
 }
 
@@ -751,13 +775,26 @@ TEST_F(ResyncTest, AnOfferInsideABodyKeepsTheRestOfIt) {
   EXPECT_EQ(ServerLines().back(), "+OK\r\n");
 }
 
+TEST_F(ResyncTest, AFlowThatLostRecordsIsNotTakenBack) {
+  config_.flow_budget_burst = 1;  // one record, then suppression
+  config_.flow_budget_rate = 1;
+  Apply();
+  Escalate("XFOO\r\n");  // the -ERR's raw record is suppressed
+  ASSERT_GT(Counter(PG_CNT_BUDGET_FLOW), 0u);
+  EXPECT_TRUE(State().lost_records);
+  pf_->OfferResync(c_.key, OfferAt(State(), 1));
+  Server(c_.flow.ToClient("+OK\r\n"));
+  EXPECT_EQ(Counter(PG_CNT_RESYNCS), 0u);
+  EXPECT_TRUE(Escalated(PG_DIR_TO_CLIENT));
+}
+
 TEST_F(ResyncTest, ImplicitTlsFlowsAreNotTakenBack) {
   pg_flow f = State();
   f.implicit_tls = 1;
   f.dir[PG_DIR_TO_CLIENT].flags |= PG_DF_ESCALATED;
   pf_->UpdateFlow(c_.key, f);
   pf_->OfferResync(c_.key, OfferAt(f, 1));
-  Client(c_.flow.ToServer("NOOP\r\n"));
+  Server(c_.flow.ToClient("+OK\r\n"));
   EXPECT_EQ(Counter(PG_CNT_RESYNCS), 0u);
 }
 

@@ -1058,5 +1058,16 @@ TEST(FramingTest, OwedResponsesInOrderAtLineBoundaries) {
   EXPECT_FALSE(s.Framing()) << "STLS is owed an answer";
 }
 
+TEST(FramingTest, NothingToOfferOnceACommandWasNotQueued) {
+  SessionOptions options;
+  options.max_pending_commands = 2;
+  Session s([](const Event&) {}, options);
+  s.OnServerData(kGreeting);
+  s.OnClientData("NOOP\r\nNOOP\r\nRETR 1\r\n");  // RETR is not queued
+  EXPECT_FALSE(s.Framing());
+  s.OnServerData("+OK\r\n+OK\r\n");
+  EXPECT_FALSE(s.Framing()) << "the owed list lacks RETR for good";
+}
+
 }  // namespace
 }  // namespace popguard::pop3
