@@ -213,17 +213,40 @@ stop_tcpdump() {
   [[ ${dropped:-0} -eq 0 ]] || die "tcpdump dropped $dropped packets: the capture has holes"
 }
 
+# in_order FILE: every TCP direction's data in FILE comes in sequence. On
+# a loaded machine tcpdump may write a veth's frames out of the order they
+# crossed it; the sessions here are meant as the wire had them (reordering
+# has tests of its own).
+in_order() {
+  tcpdump -nn -S -r "$1" 2>/dev/null | awk '
+    { dir = $3 " " $5; seq = "" }
+    / seq [0-9]+:[0-9]+,/ { match($0, / seq [0-9]+:[0-9]+,/); seq = substr($0, RSTART + 5, RLENGTH - 6) }
+    seq != "" {
+      split(seq, r, ":")
+      if (dir in end && r[1] + 0 > end[dir] + 0) bad = 1
+      if (!(dir in end) || r[2] + 0 > end[dir] + 0) end[dir] = r[2]
+    }
+    END { exit bad }'
+}
+
 # capture NAME LOGIN_REGEX COMMAND... : runs COMMAND under a fresh capture
-# OUTDIR/NAME.pcap. COMMAND's exit status says if the client worked; the
-# dovecot log lines it caused must match LOGIN_REGEX (grep -E) too.
+# OUTDIR/NAME.pcap, taken again (up to five times) if it came out of order.
+# COMMAND's exit status says if the client worked; the dovecot log lines it
+# caused must match LOGIN_REGEX (grep -E) too.
 capture() {
-  local name=$1 want=$2 file=$OUTDIR/$1.pcap out=$WORK/$1.out rc=0 before i
+  local name=$1 want=$2 file=$OUTDIR/$1.pcap out=$WORK/$1.out rc=0 before i attempt
   shift 2
   [[ $name =~ ${PGT_ONLY:-.} ]] || return 0
-  before=$(wc -l <"$DLOG")
-  start_tcpdump "$file"
-  "$@" >"$out" 2>&1 || rc=$?
-  stop_tcpdump
+  for ((attempt = 1; ; attempt++)); do
+    before=$(wc -l <"$DLOG")
+    start_tcpdump "$file"
+    rc=0
+    "$@" >"$out" 2>&1 || rc=$?
+    stop_tcpdump
+    if ((rc != 0 || attempt >= 5)) || in_order "$file"; then break; fi
+    log "client $name: capture $attempt came out of order; taking it again"
+  done
+  ((rc != 0)) || in_order "$file" || die "client $name: five captures came out of order"
   if ((rc != 0)); then
     log "client $name FAILED (exit $rc): $*"
     sed 's/^/  client: /' "$out" | tail -n 25 >&2
