@@ -48,7 +48,8 @@ static __always_inline int pg_take_token(__u64 *last_ns, __u64 *tokens, __u32 bu
 /*
  * Sends the record in s->rec: its head, filled by the caller, then the flow
  * key if the agent does not know the flow's id yet, then n bytes from src.
- * A flow of 0 (no state) sends the key every time. Returns 1 when sent.
+ * A flow of 0 (no state) sends the key every time. Returns 1 when sent;
+ * a flow whose record could not go is marked as having lost one.
  */
 static __always_inline int pg_output(struct pg_scratch *s, struct pg_flow *flow, const __u8 *src,
 				     __u32 n)
@@ -77,10 +78,13 @@ static __always_inline int pg_output(struct pg_scratch *s, struct pg_flow *flow,
 	} else {
 		__builtin_memcpy(r->body, src, PG_EVENT_DATA);
 	}
+	/* Bounds for the verifier: callers never pass more. */
 	if (n > PG_EVENT_DATA || size > sizeof(*r))
 		return 0;
 	if (bpf_ringbuf_output(&pg_events, r, size, 0)) {
 		pg_count(PG_CNT_RINGBUF_FULL, 1);
+		if (flow)
+			flow->lost_records = 1;
 		return 0;
 	}
 	if (key && id)
@@ -191,8 +195,7 @@ __noinline int pg_emit_chunk(struct pg_flow *flow, struct pg_emit_req *req, __u3
 		return 0;
 	}
 	pg_record_head(s, s->info.seg_seq + s->info.win_base + off, req->type, flags, req->anomaly);
-	if (!pg_output(s, flow, &s->buf[off & PG_WIN_MASK], n))
-		flow->lost_records = 1;
+	pg_output(s, flow, &s->buf[off & PG_WIN_MASK], n);
 	return 0;
 }
 
