@@ -38,23 +38,6 @@ bool FlowAllows(const rules::Rule& rule, pop3::Direction direction) {
   return true;
 }
 
-template <size_t... i>
-uint32_t PresentBuffers(const Unit& unit, std::index_sequence<i...>) {
-  return ((uint32_t{unit.Get(kUnitBuffers[i]).has_value()} << i) | ...);
-}
-
-// Bit i set when the unit carries kUnitBuffers[i].
-uint32_t PresentBuffers(const Unit& unit) {
-  return PresentBuffers(unit, std::make_index_sequence<kUnitBuffers.size()>());
-}
-
-size_t BufferSlot(Buffer buffer) {
-  for (size_t i = 0; i < kUnitBuffers.size(); ++i) {
-    if (kUnitBuffers[i] == buffer) return i;
-  }
-  return kUnitBuffers.size();
-}
-
 std::string Escape(std::string_view bytes) {
   std::string out;
   out.reserve(bytes.size() * 4);
@@ -91,13 +74,31 @@ struct Pattern {
 
 // A verb's key in the verb index: its first 8 bytes upper-cased. Verbs
 // are short; longer ones that share a key only add candidates, which the
-// matcher settles.
+// matcher settles. Computed on every command, so word-wide: two loads that
+// may overlap (the shared bytes agree) instead of a loop, and a byte from
+// 'a' to 'z' (7-bit) loses 0x20 in all eight lanes at once.
 uint64_t VerbKey(std::string_view verb) {
+  const auto* p = reinterpret_cast<const uint8_t*>(verb.data());
+  const size_t n = verb.size();
   uint64_t key = 0;
-  for (size_t i = 0; i < verb.size() && i < sizeof key; ++i) {
-    key |= uint64_t{static_cast<uint8_t>(pop3::Upper(verb[i]))} << (8 * i);
+  if (n >= 8) {
+    std::memcpy(&key, p, sizeof key);
+  } else if (n >= 4) {
+    uint32_t low;
+    uint32_t high;
+    std::memcpy(&low, p, sizeof low);
+    std::memcpy(&high, p + n - 4, sizeof high);
+    key = low | uint64_t{high} << (8 * (n - 4));
+  } else if (n > 0) {
+    key = p[0] | uint64_t{p[n / 2]} << (8 * (n / 2)) | uint64_t{p[n - 1]} << (8 * (n - 1));
   }
-  return key;
+  constexpr uint64_t kOnes = 0x0101010101010101;
+  constexpr uint64_t kHigh = kOnes * 0x80;
+  const uint64_t low7 = key & ~kHigh;
+  const uint64_t from_a = low7 + kOnes * (0x80 - 'a');
+  const uint64_t past_z = low7 + kOnes * (0x80 - 'z' - 1);
+  const uint64_t lower = from_a & ~past_z & ~key & kHigh;
+  return key ^ (lower >> 2);
 }
 
 // The verbs that a rule's pop3.command must be one of for the
@@ -173,7 +174,7 @@ bool IndexRule(const rules::Rule& rule, unsigned id, PatternSets* patterns,
                  std::string_view literal = {}) {
     for (pop3::Direction direction : kDirections) {
       if (!FlowAllows(rule, direction)) continue;
-      (*patterns)[DirectionIndex(direction)][BufferSlot(buffer)].push_back(
+      (*patterns)[DirectionIndex(direction)][UnitSlot(buffer)].push_back(
           {expression, flags | HS_FLAG_SINGLEMATCH, id, std::string(literal)});
     }
   };
@@ -245,20 +246,132 @@ bool IndexRule(const rules::Rule& rule, unsigned id, PatternSets* patterns,
 // The byte table of patterns that are all one-byte literals: on the short
 // lines POP3 is made of, a lookup per byte costs a fraction of hs_scan's
 // fixed cost.
-void FillByteTable(const std::vector<Pattern>& patterns, std::array<bool, 256>* named,
-                   std::array<std::vector<unsigned>, 256>* rules) {
+void FillByteTable(const std::vector<Pattern>& patterns, ByteTable* table) {
   for (const Pattern& p : patterns) {
     const char literal = p.literal.front();
-    for (size_t byte = 0; byte < rules->size(); ++byte) {
+    for (size_t byte = 0; byte < table->rules.size(); ++byte) {
       const char c = static_cast<char>(byte);
       // Hyperscan's caseless folds ASCII letters only, as Upper does.
       if (c == literal ||
           ((p.flags & HS_FLAG_CASELESS) && pop3::Upper(c) == pop3::Upper(literal))) {
-        (*named)[byte] = true;
-        (*rules)[byte].push_back(p.id);
+        table->named[byte] = true;
+        table->rules[byte].push_back(p.id);
       }
     }
   }
+  std::vector<uint8_t> values;
+  for (size_t byte = 0; byte < table->named.size(); ++byte) {
+    if (table->named[byte]) values.push_back(static_cast<uint8_t>(byte));
+  }
+  table->blockable = !values.empty() && values.size() <= kBlockValues;
+  if (table->blockable) {
+    constexpr uint64_t kOnes = 0x0101010101010101;
+    for (size_t i = 0; i < kBlockValues; ++i) {
+      table->values[i] = kOnes * values[std::min(i, values.size() - 1)];
+    }
+  }
+}
+
+template <size_t kWidth>
+bool BlockNames(const char* p, const std::array<uint64_t, kBlockValues>& values) {
+  if constexpr (kWidth == 16) {
+    using Block = uint64_t __attribute__((vector_size(16)));
+    using Bytes = uint8_t __attribute__((vector_size(16)));
+    Bytes block;
+    std::memcpy(&block, p, sizeof block);
+    Bytes hits{};
+    for (uint64_t value : values) {
+      hits |= reinterpret_cast<Bytes>(block == reinterpret_cast<Bytes>(Block{value, value}));
+    }
+    uint64_t halves[2];
+    std::memcpy(halves, &hits, sizeof halves);
+    return (halves[0] | halves[1]) != 0;
+  } else {
+    using Word = std::conditional_t<kWidth == 8, uint64_t, uint32_t>;
+    constexpr Word kOnes = static_cast<Word>(0x0101010101010101);
+    Word word;
+    std::memcpy(&word, p, sizeof word);
+    Word zeros = 0;
+    for (uint64_t value : values) {
+      const Word x = word ^ static_cast<Word>(value);
+      zeros |= static_cast<Word>(x - kOnes) & static_cast<Word>(~x);
+    }
+    return (zeros & static_cast<Word>(kOnes * 0x80)) != 0;
+  }
+}
+
+// Calls found(byte) for every byte of `buffer` the table names, in order.
+// Blocks of 16 (8, 4) bytes naming none are skipped whole; the last block
+// overlaps the one before rather than leaving a tail.
+template <typename Found>
+void ScanBytes(std::string_view buffer, const ByteTable& table, Found&& found) {
+  const size_t n = buffer.size();
+  const char* data = buffer.data();
+  size_t next = 0;  // bytes before it are settled
+  auto settle = [&](size_t end) {
+    for (; next < end; ++next) {
+      const auto byte = static_cast<uint8_t>(data[next]);
+      if (table.named[byte]) found(byte);
+    }
+  };
+  auto blocks = [&]<size_t kWidth>() {
+    for (size_t at = 0;; at = std::min(at + kWidth, n - kWidth)) {
+      if (BlockNames<kWidth>(data + at, table.values)) {
+        next = std::max(next, at);
+        settle(at + kWidth);
+      } else {
+        next = std::max(next, at + kWidth);
+      }
+      if (at + kWidth == n) return;
+    }
+  };
+  if (!table.blockable || n < 4) {
+    settle(n);
+  } else if (n >= 16) {
+    blocks.template operator()<16>();
+  } else if (n >= 8) {
+    blocks.template operator()<8>();
+  } else {
+    blocks.template operator()<4>();
+  }
+}
+
+// The ports a selector takes, a bit each, built as Selector::Matches
+// decides: a list is the union of its positive elements (every port when
+// it has none) minus its negated ones.
+std::array<uint64_t, 1024> PortsOf(const rules::PortSelector& ports) {
+  std::array<uint64_t, 1024> bits{};
+  auto set_all = [](std::array<uint64_t, 1024>& b, uint64_t word) { b.fill(word); };
+  switch (ports.kind) {
+    case rules::PortSelector::Kind::kAny:
+      set_all(bits, ~uint64_t{0});
+      break;
+    case rules::PortSelector::Kind::kLeaf:
+      for (uint32_t port = ports.leaf.low; port <= ports.leaf.high; ++port) {
+        bits[port / 64] |= uint64_t{1} << (port % 64);
+      }
+      break;
+    case rules::PortSelector::Kind::kList: {
+      std::array<uint64_t, 1024> positive{};
+      std::array<uint64_t, 1024> negative{};
+      bool has_positive = false;
+      for (const rules::PortSelector& element : ports.elements) {
+        rules::PortSelector unnegated = element;
+        unnegated.negated = false;
+        const std::array<uint64_t, 1024> part = PortsOf(unnegated);
+        std::array<uint64_t, 1024>& into = element.negated ? negative : positive;
+        has_positive = has_positive || !element.negated;
+        for (size_t i = 0; i < into.size(); ++i) into[i] |= part[i];
+      }
+      if (!has_positive) set_all(positive, ~uint64_t{0});
+      for (size_t i = 0; i < bits.size(); ++i) bits[i] = positive[i] & ~negative[i];
+      break;
+    }
+  }
+  if (ports.negated) {
+    for (uint64_t& word : bits) word = ~word;
+  }
+  return bits;
 }
 
 rules::Diagnostic Problem(const rules::Rule& rule, const std::string& message) {
@@ -284,6 +397,11 @@ struct RuleEngine::Compiled {
   // runs: most candidates fail one (an overflow rule on a normal line).
   std::vector<const rules::BufferSize*> sizes;
   std::vector<const rules::IsDataAt*> positions;
+  // The header's port selectors (null: any port) and whether its address
+  // selectors take every address.
+  const PortBitmap* source_ports = nullptr;
+  const PortBitmap* destination_ports = nullptr;
+  bool any_address = false;
   bool any_of = false;
   bool alerts = true;
 };
@@ -332,16 +450,16 @@ CompileResult Compile(std::vector<rules::Rule> rules) {
       const rules::Detection& d = rule.detections[i];
       if (const auto* decode = std::get_if<rules::Base64Decode>(&d)) base64_source = decode->buffer;
       Buffer source = SourceBuffer(d, base64_source);
-      compiled->required_buffers |= 1u << BufferSlot(source);
+      compiled->required_buffers |= 1u << UnitSlot(source);
       if (const auto* pcre = std::get_if<rules::PcreMatch>(&d)) {
         std::string error;
         regexes[i] = CompiledRegex::Compile(*pcre, &error);
         if (!regexes[i]) refusal = error;
       }
     }
-    if (rule.dsize) compiled->required_buffers |= 1u << BufferSlot(Buffer::kPayload);
+    if (rule.dsize) compiled->required_buffers |= 1u << UnitSlot(Buffer::kPayload);
     if (rule.app_layer_events.empty() && compiled->required_buffers == 0) {
-      compiled->required_buffers |= 1u << BufferSlot(Buffer::kPayload);
+      compiled->required_buffers |= 1u << UnitSlot(Buffer::kPayload);
     }
     if (!refusal.empty()) {
       result.errors.push_back(Problem(rule, refusal));
@@ -404,14 +522,33 @@ CompileResult Compile(std::vector<rules::Rule> rules) {
     }
   }
 
+  auto port_bitmap = [&](const rules::PortSelector& ports) -> const RuleEngine::PortBitmap* {
+    if (ports.kind == rules::PortSelector::Kind::kAny && !ports.negated) return nullptr;
+    auto bitmap = std::make_unique<RuleEngine::PortBitmap>(PortsOf(ports));
+    for (const auto& known : engine->port_bitmaps_) {
+      if (*known == *bitmap) return known.get();
+    }
+    return engine->port_bitmaps_.emplace_back(std::move(bitmap)).get();
+  };
+  for (size_t i = 0; i < engine->rules_.size(); ++i) {
+    const rules::Header& h = engine->rules_[i].header;
+    RuleEngine::Compiled& c = *engine->compiled_[i];
+    c.source_ports = port_bitmap(h.source_ports);
+    c.destination_ports = port_bitmap(h.destination_ports);
+    auto any = [](const rules::AddressSelector& a) {
+      return a.kind == rules::AddressSelector::Kind::kAny && !a.negated;
+    };
+    c.any_address = any(h.source) && any(h.destination);
+  }
+
   for (pop3::Direction direction : kDirections) {
     for (size_t slot = 0; slot < kUnitBuffers.size(); ++slot) {
       const std::vector<Pattern>& set = patterns[DirectionIndex(direction)][slot];
       if (set.empty()) continue;
       if (std::all_of(set.begin(), set.end(),
                       [](const Pattern& p) { return p.literal.size() == 1; })) {
-        auto table = std::make_unique<RuleEngine::ByteTable>();
-        FillByteTable(set, &table->named, &table->rules);
+        auto table = std::make_unique<ByteTable>();
+        FillByteTable(set, table.get());
         engine->databases_[DirectionIndex(direction)].push_back({slot, nullptr, std::move(table)});
         continue;
       }
@@ -443,12 +580,15 @@ CompileResult Compile(std::vector<rules::Rule> rules) {
     }
   }
   engine->seen_.assign(engine->rules_.size(), 0);
+  for (const auto& compiled : engine->compiled_) {
+    engine->required_buffers_.push_back(compiled->required_buffers);
+  }
   result.engine = std::move(engine);
   return result;
 }
 
-bool RuleEngine::HeaderMatches(const rules::Rule& rule, const Unit& unit,
-                               const FlowTuple& tuple) const {
+bool RuleEngine::HeaderMatches(const rules::Rule& rule, const Compiled& compiled,
+                               const Unit& unit, const FlowTuple& tuple) const {
   if (!FlowAllows(rule, unit.direction)) return false;
   const rules::Header& h = rule.header;
   if (h.form == rules::HeaderForm::kProtocolOnly) return true;
@@ -457,10 +597,13 @@ bool RuleEngine::HeaderMatches(const rules::Rule& rule, const Unit& unit,
   const rules::IpAddress& dst = to_server ? tuple.server : tuple.client;
   const uint16_t sport = to_server ? tuple.client_port : tuple.server_port;
   const uint16_t dport = to_server ? tuple.server_port : tuple.client_port;
+  auto port_in = [](const PortBitmap* ports, uint16_t port) {
+    return !ports || ((*ports)[port / 64] >> (port % 64)) & 1;
+  };
   auto oriented = [&](const rules::IpAddress& s, uint16_t sp, const rules::IpAddress& d,
                       uint16_t dp) {
-    return h.source.Matches(s) && h.source_ports.Matches(sp) && h.destination.Matches(d) &&
-           h.destination_ports.Matches(dp);
+    return port_in(compiled.source_ports, sp) && port_in(compiled.destination_ports, dp) &&
+           (compiled.any_address || (h.source.Matches(s) && h.destination.Matches(d)));
   };
   return oriented(src, sport, dst, dport) || (h.bidirectional && oriented(dst, dport, src, sport));
 }
@@ -610,7 +753,10 @@ void RuleEngine::Evaluate(size_t index, const Unit& unit, const FlowTuple& tuple
   const Compiled& compiled = *compiled_[index];
   // Cheapest first: size tests turn away most candidates (an overflow
   // rule on a normal line) for a fraction of the header's cost.
-  if (rule.dsize && (!unit.payload || !rule.dsize->Matches(unit.payload->size()))) return;
+  if (rule.dsize) {
+    std::optional<std::string_view> payload = unit.Get(Buffer::kPayload);
+    if (!payload || !rule.dsize->Matches(payload->size())) return;
+  }
   for (const rules::BufferSize* size : compiled.sizes) {
     std::optional<std::string_view> buffer = unit.Get(size->buffer);
     if (!buffer || !size->test.Matches(buffer->size())) return;
@@ -619,7 +765,7 @@ void RuleEngine::Evaluate(size_t index, const Unit& unit, const FlowTuple& tuple
     std::optional<std::string_view> buffer = unit.Get(at->buffer);
     if (!buffer || (at->position < buffer->size()) == at->negated) return;
   }
-  if (!HeaderMatches(rule, unit, tuple)) return;
+  if (!HeaderMatches(rule, compiled, unit, tuple)) return;
   if (!FlowbitsHold(compiled, *flow)) return;
   counters_.candidates++;
   if (!compiled.matcher->Matches(unit, &counters_.match)) return;
@@ -630,16 +776,23 @@ void RuleEngine::Evaluate(size_t index, const Unit& unit, const FlowTuple& tuple
     return;
   }
   counters_.alerts++;
+  alerts->push_back(MakeAlert(rule, unit, tuple));
+}
+
+// Out of line and cold: most evaluations end without an alert, and the
+// strings built here would otherwise weigh on every call's prologue.
+[[gnu::cold, gnu::noinline]] Alert RuleEngine::MakeAlert(const rules::Rule& rule, const Unit& unit,
+                                                          const FlowTuple& tuple) {
   Alert alert;
   alert.rule = &rule;
   alert.tuple = tuple;
   alert.direction = unit.direction;
   alert.timestamp_ns = unit.timestamp_ns;
-  alert.command = std::string(unit.command.value_or(""));
-  alert.args = std::string(unit.args.value_or(""));
-  alert.response = std::string(unit.response.value_or(""));
+  alert.command = std::string(unit.Get(Buffer::kPop3Command).value_or(""));
+  alert.args = std::string(unit.Get(Buffer::kPop3Args).value_or(""));
+  alert.response = std::string(unit.Get(Buffer::kPop3Response).value_or(""));
   if (unit.anomaly) alert.anomaly = std::string(rules::Pop3EventName(*unit.anomaly));
-  alerts->push_back(std::move(alert));
+  return alert;
 }
 
 // Inline: Inspect is its only caller, and one call per unit less is a
@@ -665,14 +818,15 @@ void RuleEngine::Evaluate(size_t index, const Unit& unit, const FlowTuple& tuple
     uint32_t present;
     // A rule the index names, evaluated if the unit has every buffer it reads.
     void Candidate(size_t index) const {
-      if ((engine->compiled_[index]->required_buffers & ~present) == 0) {
+      if ((engine->required_buffers_[index] & ~present) == 0) {
         engine->Evaluate(index, *unit, *tuple, flow, alerts);
       }
     }
-  } context{this, &unit, &tuple, flow, alerts, PresentBuffers(unit)};
+  } context{this, &unit, &tuple, flow, alerts, unit.present()};
   // The verb's rules first, as its literals came first in the line.
-  if (unit.command && !by_verb_.empty()) {
-    std::string_view verb = *unit.command;
+  std::optional<std::string_view> command = unit.Get(Buffer::kPop3Command);
+  if (command && !by_verb_.empty()) {
+    std::string_view verb = *command;
     // A pcre's `$` also matches before a final newline.
     if (verb.ends_with('\n')) verb.remove_suffix(1);
     if (auto it = by_verb_.find(VerbKey(verb)); it != by_verb_.end()) {
@@ -683,11 +837,9 @@ void RuleEngine::Evaluate(size_t index, const Unit& unit, const FlowTuple& tuple
     if (!(context.present & (1u << db.slot))) continue;
     std::string_view buffer = *unit.Get(kUnitBuffers[db.slot]);
     if (!db.database) {
-      for (char c : buffer) {
-        const auto byte = static_cast<uint8_t>(c);
-        if (!db.bytes->named[byte]) continue;
+      ScanBytes(buffer, *db.bytes, [&](uint8_t byte) {
         for (unsigned id : db.bytes->rules[byte]) context.Candidate(id);
-      }
+      });
       continue;
     }
     counters_.scans++;
@@ -709,8 +861,10 @@ void RuleEngine::Inspect(const Unit& unit, const FlowTuple& tuple, FlowRuleState
   InspectUnordered(unit, tuple, flow, alerts);
   // Hyperscan reports in pattern order per buffer; rule order (file order)
   // makes the output the same whatever the buffers and databases.
-  std::sort(alerts->begin() + static_cast<std::ptrdiff_t>(first), alerts->end(),
-            [](const Alert& a, const Alert& b) { return a.rule < b.rule; });
+  if (alerts->size() - first > 1) {
+    std::sort(alerts->begin() + static_cast<std::ptrdiff_t>(first), alerts->end(),
+              [](const Alert& a, const Alert& b) { return a.rule < b.rule; });
+  }
 }
 
 }  // namespace popguard::detect

@@ -71,6 +71,20 @@ struct EngineCounters {
   MatchCounters match;
 };
 
+// The rules each byte value names, for a unit buffer whose patterns are
+// all one-byte literals; `named` is the test per byte. With at most
+// kBlockValues named bytes (`blockable`), `values` holds them (repeating
+// the first to fill it, which tests nothing new) and blocks of 16, 8 or 4 bytes naming none are
+// skipped with one test.
+inline constexpr size_t kBlockValues = 4;
+struct ByteTable {
+  std::array<bool, 256> named{};
+  std::array<std::vector<unsigned>, 256> rules;
+  bool blockable = false;
+  // Each value in every byte of a word, as the block tests compare them.
+  std::array<uint64_t, kBlockValues> values{};
+};
+
 struct CompileResult;
 
 class RuleEngine {
@@ -111,21 +125,17 @@ class RuleEngine {
 
   void InspectUnordered(const Unit& unit, const FlowTuple& tuple, FlowRuleState* flow,
                         std::vector<Alert>* alerts);
-  bool HeaderMatches(const rules::Rule& rule, const Unit& unit, const FlowTuple& tuple) const;
+  bool HeaderMatches(const rules::Rule& rule, const Compiled& compiled, const Unit& unit,
+                     const FlowTuple& tuple) const;
   bool FlowbitsHold(const Compiled& compiled, const FlowRuleState& flow) const;
   void ApplyFlowbits(const Compiled& compiled, FlowRuleState* flow) const;
   bool PassesThreshold(size_t index, const Unit& unit, const FlowTuple& tuple);
   void Evaluate(size_t index, const Unit& unit, const FlowTuple& tuple, FlowRuleState* flow,
                 std::vector<Alert>* alerts);
+  static Alert MakeAlert(const rules::Rule& rule, const Unit& unit, const FlowTuple& tuple);
 
   std::vector<rules::Rule> rules_;
   std::vector<std::unique_ptr<Compiled>> compiled_;
-  // The rules each byte value names, for a buffer whose patterns are all
-  // one-byte literals; `named` is the hot loop's test, one load per byte.
-  struct ByteTable {
-    std::array<bool, 256> named{};
-    std::array<std::vector<unsigned>, 256> rules;
-  };
   // The patterns of one unit buffer: a Hyperscan database or, when every
   // pattern is a one-byte literal, a byte table.
   struct Database {
@@ -146,7 +156,15 @@ class RuleEngine {
   // instead of scanned for.
   std::unordered_map<uint64_t, std::vector<size_t>> by_verb_;
   std::unordered_map<std::string, size_t> flowbit_index_;
+  // The rules' port selectors as a bit per port, one per distinct selector:
+  // a load where walking a list like [110,995] costs dozens of
+  // instructions on every candidate.
+  using PortBitmap = std::array<uint64_t, 65536 / 64>;
+  std::vector<std::unique_ptr<PortBitmap>> port_bitmaps_;
   std::unordered_map<ThresholdKey, ThresholdState, ThresholdKeyHash> thresholds_;
+  // Per rule, the unit buffers it reads (bit UnitSlot), apart from the rest
+  // of its compiled form: tested for every candidate the index names.
+  std::vector<uint32_t> required_buffers_;
   // Candidates seen in the current unit (generation stamps avoid clearing).
   std::vector<uint64_t> seen_;
   uint64_t generation_ = 0;

@@ -15,6 +15,8 @@
 #pragma once
 
 #include <array>
+#include <cassert>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string_view>
@@ -32,45 +34,51 @@ struct FlowTuple {
   uint16_t server_port = 0;
 };
 
-struct Unit {
+// The buffers a unit can carry, in the order the engine scans them: the
+// order of rules::Buffer, so a buffer's value is its slot.
+inline constexpr std::array<rules::Buffer, 6> kUnitBuffers = {
+    rules::Buffer::kPayload,      rules::Buffer::kPop3Command, rules::Buffer::kPop3Args,
+    rules::Buffer::kPop3Response, rules::Buffer::kPop3Sasl,    rules::Buffer::kPop3DigestRealm,
+};
+
+constexpr size_t UnitSlot(rules::Buffer buffer) { return static_cast<size_t>(buffer); }
+
+static_assert([] {
+  for (size_t i = 0; i < kUnitBuffers.size(); ++i) {
+    if (UnitSlot(kUnitBuffers[i]) != i) return false;
+  }
+  return true;
+}());
+
+class Unit {
+ public:
   pop3::Direction direction = pop3::Direction::kToServer;
   int64_t timestamp_ns = 0;
-  std::optional<std::string_view> payload;
-  std::optional<std::string_view> command;
-  std::optional<std::string_view> args;
-  std::optional<std::string_view> response;
-  std::optional<std::string_view> sasl;
-  std::optional<std::string_view> digest_realm;
   // Set on anomaly units only.
   std::optional<rules::Pop3Event> anomaly;
 
   // The buffer a rule keyword reads; nullopt when this unit has none.
-  // kBase64Data is never a unit buffer: it is made by base64_decode.
+  // kBase64Data is never a unit buffer: it is made by base64_decode. The
+  // engine asks for buffers on every candidate, so this is a bit test and
+  // a load, not a switch.
   std::optional<std::string_view> Get(rules::Buffer buffer) const {
-    switch (buffer) {
-      case rules::Buffer::kPayload:
-        return payload;
-      case rules::Buffer::kPop3Command:
-        return command;
-      case rules::Buffer::kPop3Args:
-        return args;
-      case rules::Buffer::kPop3Response:
-        return response;
-      case rules::Buffer::kPop3Sasl:
-        return sasl;
-      case rules::Buffer::kPop3DigestRealm:
-        return digest_realm;
-      case rules::Buffer::kBase64Data:
-        return std::nullopt;
-    }
-    return std::nullopt;
+    const size_t slot = UnitSlot(buffer);
+    if (!((present_ >> slot) & 1)) return std::nullopt;
+    return views_[slot];
   }
-};
+  // `buffer` must be one of kUnitBuffers.
+  void Set(rules::Buffer buffer, std::string_view bytes) {
+    const size_t slot = UnitSlot(buffer);
+    assert(slot < views_.size());
+    views_[slot] = bytes;
+    present_ |= 1u << slot;
+  }
+  // Bit UnitSlot(b) set when the unit carries buffer b.
+  uint32_t present() const { return present_; }
 
-// The buffers a unit can carry, in the order the engine scans them.
-inline constexpr std::array<rules::Buffer, 6> kUnitBuffers = {
-    rules::Buffer::kPayload,      rules::Buffer::kPop3Command, rules::Buffer::kPop3Args,
-    rules::Buffer::kPop3Response, rules::Buffer::kPop3Sasl,    rules::Buffer::kPop3DigestRealm,
+ private:
+  std::array<std::string_view, kUnitBuffers.size()> views_{};
+  uint32_t present_ = 0;
 };
 
 }  // namespace popguard::detect

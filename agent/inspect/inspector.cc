@@ -384,9 +384,9 @@ std::optional<detect::Unit> UnitOf(const pop3::Event& event, int64_t timestamp_n
       const auto& command = std::get<pop3::Command>(event.payload);
       *payload = command.line;
       *payload += LineEnd(command.line_length, command.line.size(), command.truncated);
-      unit.payload = *payload;
-      unit.command = command.verb;
-      unit.args = command.args;
+      unit.Set(rules::Buffer::kPayload, *payload);
+      unit.Set(rules::Buffer::kPop3Command, command.verb);
+      unit.Set(rules::Buffer::kPop3Args, command.args);
       break;
     }
     case pop3::EventKind::kResponse:
@@ -396,8 +396,8 @@ std::optional<detect::Unit> UnitOf(const pop3::Event& event, int64_t timestamp_n
       if (event.kind == pop3::EventKind::kResponse && response.multi_line) return std::nullopt;
       *payload = response.line;
       *payload += LineEnd(response.line_length, response.line.size(), response.truncated);
-      unit.payload = *payload;
-      unit.response = response.line;
+      unit.Set(rules::Buffer::kPayload, *payload);
+      unit.Set(rules::Buffer::kPop3Response, response.line);
       break;
     }
     case pop3::EventKind::kSaslClient: {
@@ -405,16 +405,16 @@ std::optional<detect::Unit> UnitOf(const pop3::Event& event, int64_t timestamp_n
       // The AUTH line carrying an initial response was inspected as a command.
       if (!sasl.initial_response) {
         *payload = sasl.text + "\r\n";
-        unit.payload = *payload;
+        unit.Set(rules::Buffer::kPayload, *payload);
       }
-      unit.sasl = sasl.decoded;
+      unit.Set(rules::Buffer::kPop3Sasl, sasl.decoded);
       break;
     }
     case pop3::EventKind::kSaslServer: {
       // The challenge line itself was a response unit.
       const auto& sasl = std::get<pop3::SaslMessage>(event.payload);
-      unit.sasl = sasl.decoded;
-      if (sasl.realm) unit.digest_realm = *sasl.realm;
+      unit.Set(rules::Buffer::kPop3Sasl, sasl.decoded);
+      if (sasl.realm) unit.Set(rules::Buffer::kPop3DigestRealm, *sasl.realm);
       break;
     }
     case pop3::EventKind::kAnomaly: {

@@ -87,24 +87,4 @@ std::optional<Pop3Event> Pop3EventNamed(std::string_view name) {
 
 std::span<const std::string_view> Pop3EventNames() { return kPop3EventNames; }
 
-bool IntegerTest::Matches(uint64_t x) const {
-  switch (op) {
-    case Comparison::kEqual:
-      return x == value;
-    case Comparison::kNotEqual:
-      return x != value;
-    case Comparison::kLess:
-      return x < value;
-    case Comparison::kLessEqual:
-      return x <= value;
-    case Comparison::kGreater:
-      return x > value;
-    case Comparison::kGreaterEqual:
-      return x >= value;
-    case Comparison::kRange:
-      return value < x && x < high;
-  }
-  return false;
-}
-
 }  // namespace popguard::rules

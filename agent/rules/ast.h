@@ -213,7 +213,26 @@ struct IntegerTest {
   uint64_t value = 0;
   uint64_t high = 0;  // kRange only
 
-  bool Matches(uint64_t x) const;
+  // Inline: the engine tests sizes on most candidates.
+  bool Matches(uint64_t x) const {
+    switch (op) {
+      case Comparison::kEqual:
+        return x == value;
+      case Comparison::kNotEqual:
+        return x != value;
+      case Comparison::kLess:
+        return x < value;
+      case Comparison::kLessEqual:
+        return x <= value;
+      case Comparison::kGreater:
+        return x > value;
+      case Comparison::kGreaterEqual:
+        return x >= value;
+      case Comparison::kRange:
+        return value < x && x < high;
+    }
+    return false;
+  }
 };
 
 // `bsize`: the length of the current sticky buffer.

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <chrono>
 #include <cmath>
@@ -399,7 +400,8 @@ struct StoredUnit {
   detect::Unit unit;
   uint32_t session = 0;
   std::string kind;  // command, response, sasl or anomaly
-  std::optional<std::string> payload, command, args, response, sasl, digest_realm;
+  // By unit slot.
+  std::array<std::optional<std::string>, detect::kUnitBuffers.size()> buffers;
 };
 
 // The unit the Inspector makes of `event` (inspect::UnitOf), with its
@@ -410,16 +412,15 @@ std::optional<StoredUnit> UnitOf(const pop3::Event& event, int64_t now_ns) {
   if (!unit) return std::nullopt;
   StoredUnit u;
   u.unit = *unit;
-  auto own = [](std::optional<std::string_view> view) {
-    return view ? std::optional<std::string>(std::string(*view)) : std::nullopt;
-  };
-  u.payload = own(unit->payload);
-  u.command = own(unit->command);
-  u.args = own(unit->args);
-  u.response = own(unit->response);
-  u.sasl = own(unit->sasl);
-  u.digest_realm = own(unit->digest_realm);
-  u.kind = unit->anomaly ? "anomaly" : unit->command ? "command" : unit->sasl ? "sasl" : "response";
+  for (rules::Buffer b : detect::kUnitBuffers) {
+    if (std::optional<std::string_view> view = unit->Get(b)) {
+      u.buffers[detect::UnitSlot(b)] = std::string(*view);
+    }
+  }
+  u.kind = unit->anomaly                                ? "anomaly"
+           : unit->Get(rules::Buffer::kPop3Command)     ? "command"
+           : unit->Get(rules::Buffer::kPop3Sasl)        ? "sasl"
+                                                        : "response";
   return u;
 }
 
@@ -623,17 +624,12 @@ class Workload {
     frames_.shrink_to_fit();
     info_.clear();
     for (StoredUnit& u : units_) {
-      auto view = [](const std::optional<std::string>& s) -> std::optional<std::string_view> {
-        if (!s) return std::nullopt;
-        return std::string_view(*s);
-      };
-      u.unit.payload = view(u.payload);
-      u.unit.command = view(u.command);
-      u.unit.args = view(u.args);
-      u.unit.response = view(u.response);
-      u.unit.sasl = view(u.sasl);
-      u.unit.digest_realm = view(u.digest_realm);
-      for (rules::Buffer b : detect::kUnitBuffers) buffers_present_ += u.unit.Get(b).has_value();
+      for (rules::Buffer b : detect::kUnitBuffers) {
+        if (const std::optional<std::string>& owned = u.buffers[detect::UnitSlot(b)]) {
+          u.unit.Set(b, *owned);
+          buffers_present_++;
+        }
+      }
     }
   }
 

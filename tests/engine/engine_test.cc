@@ -29,9 +29,9 @@ Unit Command(std::string_view verb, std::string_view args, std::string& storage)
   storage = std::string(verb) + (args.empty() ? "" : " ") + std::string(args) + "\r\n";
   Unit unit;
   unit.direction = pop3::Direction::kToServer;
-  unit.payload = storage;
-  unit.command = verb;
-  unit.args = args;
+  unit.Set(rules::Buffer::kPayload, storage);
+  unit.Set(rules::Buffer::kPop3Command, verb);
+  unit.Set(rules::Buffer::kPop3Args, args);
   return unit;
 }
 
@@ -39,8 +39,8 @@ Unit Response(std::string_view line, std::string& storage) {
   storage = std::string(line) + "\r\n";
   Unit unit;
   unit.direction = pop3::Direction::kToClient;
-  unit.payload = storage;
-  unit.response = line;
+  unit.Set(rules::Buffer::kPayload, storage);
+  unit.Set(rules::Buffer::kPop3Response, line);
   return unit;
 }
 
@@ -164,6 +164,41 @@ TEST(EngineTest, OneByteLiteralsIndexAsHyperscanWould) {
   EXPECT_EQ(Sids(*engine, Command("RETR", "1", s)), (std::vector<uint32_t>{}));
 }
 
+TEST(EngineTest, ByteTableFindsNamedBytesAtEveryPlaceAndLength) {
+  // The byte table skips blocks of 16 or 8 bytes that name none, the last
+  // block overlapping the one before: a named byte at any place of a line
+  // of any length is found, and only there. The second engine names more
+  // bytes than a block test takes, so its lines are read byte by byte.
+  auto few = Engine(
+      "alert tcp any any -> any any (msg:\"pct\"; pop3.args; content:\"%\"; sid:1;)\n"
+      "alert tcp any any -> any any (msg:\"dash\"; pop3.args; content:\"-\"; sid:2;)\n");
+  std::string many_rules;
+  for (char c : std::string("%-!#&()+,")) {
+    many_rules += "alert tcp any any -> any any (msg:\"b\"; pop3.args; content:\"";
+    many_rules += c;
+    many_rules += "\"; sid:" + std::to_string(c == '%' ? 1 : 100 + c) + ";)\n";
+  }
+  auto many = Engine(many_rules);
+  std::string s;
+  for (size_t length = 1; length <= 40; ++length) {
+    const std::string plain(length, 'a');
+    EXPECT_TRUE(Sids(*few, Command("USER", plain, s)).empty()) << length;
+    EXPECT_TRUE(Sids(*many, Command("USER", plain, s)).empty()) << length;
+    for (size_t at = 0; at < length; ++at) {
+      std::string args = plain;
+      args[at] = '%';
+      EXPECT_EQ(Sids(*few, Command("USER", args, s)), (std::vector<uint32_t>{1}))
+          << length << " " << at;
+      EXPECT_EQ(Sids(*many, Command("USER", args, s)), (std::vector<uint32_t>{1}))
+          << length << " " << at;
+      args[length - 1 - at] = '-';
+      const std::vector<uint32_t> both =
+          length - 1 - at == at ? std::vector<uint32_t>{2} : std::vector<uint32_t>{1, 2};
+      EXPECT_EQ(Sids(*few, Command("USER", args, s)), both) << length << " " << at;
+    }
+  }
+}
+
 TEST(EngineTest, PcreTriedAtEveryOffsetIsGuardedWithoutChangingVerdicts) {
   // No first byte or anchor narrows where these can start, so Hyperscan in
   // prefilter mode screens the subject before PCRE2: relative or not, the
@@ -232,6 +267,43 @@ TEST(EngineTest, FlowDirectionAndHeaderPorts) {
   std::string s;
   EXPECT_EQ(Sids(*engine, Response("+OK hi", s)), (std::vector<uint32_t>{2}));
   EXPECT_EQ(Sids(*engine, Command("+OK", "", s)), (std::vector<uint32_t>{1}));
+}
+
+TEST(EngineTest, PortSelectorsMatchAsWrittenAtEveryPort) {
+  // The engine tests ports against a bitmap per selector; each selector
+  // form must take exactly the ports Selector::Matches takes, on either
+  // side of a header and both ways of `<>`.
+  const std::vector<std::string> selectors = {
+      "any", "110", "!110", "[110,995]", "[1:1024,!110]", "[!110,!995]", "![100:200,995]",
+      "[[110,111],!111]", ":1024", "60000:"};
+  const std::vector<uint16_t> ports = {0, 1, 99, 100, 109, 110, 111, 200, 201,
+                                       994, 995, 996, 1024, 1025, 59999, 60000, 65535};
+  for (const std::string& selector : selectors) {
+    const std::string text = "alert tcp any any -> any " + selector +
+                             " (msg:\"dst\"; content:\"A\"; sid:1;)\n"
+                             "alert tcp any " + selector +
+                             " <> any any (msg:\"src both ways\"; content:\"A\"; sid:2;)\n";
+    auto engine = Engine(text);
+    ASSERT_TRUE(engine) << selector;
+    const rules::PortSelector& reference = engine->rules()[0].header.destination_ports;
+    for (uint16_t server : ports) {
+      for (uint16_t client : {uint16_t{40000}, server}) {
+        FlowTuple tuple = Tuple();
+        tuple.server_port = server;
+        tuple.client_port = client;
+        std::string storage;
+        FlowRuleState state;
+        std::vector<Alert> alerts;
+        engine->Inspect(Command("A", "", storage), tuple, &state, &alerts);
+        std::vector<uint32_t> want;
+        if (reference.Matches(server)) want.push_back(1);
+        if (reference.Matches(client) || reference.Matches(server)) want.push_back(2);
+        std::vector<uint32_t> got;
+        for (const Alert& a : alerts) got.push_back(a.rule->sid);
+        EXPECT_EQ(got, want) << selector << " server " << server << " client " << client;
+      }
+    }
+  }
 }
 
 TEST(EngineTest, FlowbitsChainAcrossUnitsOfOneFlow) {
