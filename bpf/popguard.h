@@ -93,6 +93,8 @@ enum pg_event_type {
 	PG_EV_FRAGMENT = 5,    /* an IP fragment, from the IP header on */
 	PG_EV_TLS_RECORD = 6,  /* a TLS record head: 5-byte header and what follows */
 	PG_EV_ANOMALY = 7,     /* see PG_EVH_ANOMALY(meta) */
+	PG_EV_SYN = 8,         /* a client's SYN without ACK (pg_config.report_syn): one data
+				  byte, the segment's TCP flags; the key always follows */
 };
 
 /* Set in pg_event_head.type when the flow key follows the head. */
@@ -300,6 +302,8 @@ struct pg_config {
 	__u32 clock_mode;                 /* enum pg_clock_mode */
 	__u64 clock_ns;                   /* PG_CLOCK_FIXED: the current time */
 	__u64 blocklist_ttl_ns;           /* how long a budget breach blocks a flow */
+	__u32 report_syn;                 /* send every client SYN up (rules test TCP flags) */
+	__u32 pad;
 };
 
 enum pg_clock_mode {

@@ -59,7 +59,7 @@ void PrintCounters(const replay::ReplayStats& stats, uint64_t alerts) {
       "escalations %llu, raw segments %llu, anomalies %llu, resyncs %llu of %llu offers\n"
       "kernel losses: ring buffer full %llu, flow budget %llu, global budget %llu, "
       "flow create failed %llu, mid-stream %llu, oversize %llu, "
-      "records not decoded %llu, records of unknown flows %llu\n",
+      "records not decoded %llu, records of unknown flows %llu, records with bad data %llu\n",
       (unsigned long long)payload, (unsigned long long)k[PG_CNT_EVENTS],
       (unsigned long long)k[PG_CNT_EVENT_BYTES],
       payload ? double(k[PG_CNT_EVENT_BYTES]) / double(payload) : 0.0,
@@ -72,7 +72,7 @@ void PrintCounters(const replay::ReplayStats& stats, uint64_t alerts) {
       (unsigned long long)k[PG_CNT_FLOW_CREATE_FAILED],
       (unsigned long long)k[PG_CNT_MIDSTREAM_MISS], (unsigned long long)k[PG_CNT_OVERSIZE],
       (unsigned long long)stats.decoder->malformed,
-      (unsigned long long)stats.decoder->unknown_flow);
+      (unsigned long long)stats.decoder->unknown_flow, (unsigned long long)in.malformed_events);
 }
 
 int RunReplay(const std::string& pcap, const std::vector<std::string>& rule_paths,

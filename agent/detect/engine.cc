@@ -374,6 +374,42 @@ std::array<uint64_t, 1024> PortsOf(const rules::PortSelector& ports) {
   return bits;
 }
 
+// Why a rule that tests TCP flags cannot be honoured, or empty when it
+// can. The sensor sees flags on one kind of segment only, a client's
+// opening SYN (no ACK), reported on its own with no POP3 bytes: the test
+// must match nothing else, and the rule must read nothing but the header.
+std::string FlagsRefusal(const rules::Rule& rule) {
+  bool matches_any = false;
+  for (unsigned value = 0; value < 256; ++value) {
+    const auto segment = static_cast<uint8_t>(value);
+    if (!rule.flags->Matches(segment)) continue;
+    matches_any = true;
+    if (!(segment & rules::kTcpSyn) || (segment & rules::kTcpAck)) {
+      return "flags: popguard sees TCP flags only on a client's opening SYN (SYN without "
+             "ACK), and this test also matches other segments";
+    }
+  }
+  if (!matches_any) return "flags: the test matches no segment at all";
+  if (!rule.detections.empty() || rule.dsize || !rule.app_layer_events.empty()) {
+    return "flags cannot be combined with payload keywords, dsize or app-layer-event: an "
+           "opening SYN carries no POP3 bytes";
+  }
+  if (rule.flow && rule.flow->direction == rules::FlowDirection::kToClient) {
+    return "flags with flow:to_client: popguard reports the client's SYN only";
+  }
+  if (rule.flow && rule.flow->state == rules::FlowState::kEstablished) {
+    return "flags with flow:established can never match: an opening SYN belongs to no "
+           "established connection";
+  }
+  if (rule.flow && rule.flow->stream == rules::StreamMode::kOnlyStream) {
+    return "flags with flow:only_stream can never match: an opening SYN is no stream data";
+  }
+  if (rule.flow && rule.flow->fragments == rules::FragmentMode::kOnlyFrag) {
+    return "flow:only_frag: IP fragments are not reassembled";
+  }
+  return {};
+}
+
 rules::Diagnostic Problem(const rules::Rule& rule, const std::string& message) {
   return {rule.location, "sid " + std::to_string(rule.sid) + ": " + message};
 }
@@ -424,9 +460,7 @@ CompileResult Compile(std::vector<rules::Rule> rules) {
     // Options the engine cannot honour: refuse the rule, say which.
     std::string refusal;
     if (rule.flags) {
-      refusal =
-          "flags: popguard matches POP3 lines, not single TCP packets, so TCP flag tests "
-          "cannot be honoured";
+      refusal = FlagsRefusal(rule);
     } else if (rule.flow && rule.flow->state == rules::FlowState::kNotEstablished) {
       refusal = "flow:not_established: POP3 lines only exist on established connections";
     } else if (rule.flow && rule.flow->fragments == rules::FragmentMode::kOnlyFrag) {
@@ -458,7 +492,7 @@ CompileResult Compile(std::vector<rules::Rule> rules) {
       }
     }
     if (rule.dsize) compiled->required_buffers |= 1u << UnitSlot(Buffer::kPayload);
-    if (rule.app_layer_events.empty() && compiled->required_buffers == 0) {
+    if (rule.app_layer_events.empty() && !rule.flags && compiled->required_buffers == 0) {
       compiled->required_buffers |= 1u << UnitSlot(Buffer::kPayload);
     }
     if (!refusal.empty()) {
@@ -494,6 +528,8 @@ CompileResult Compile(std::vector<rules::Rule> rules) {
     const size_t index = engine->rules_.size();
     if (!rule.app_layer_events.empty()) {
       engine->by_event_[static_cast<int>(rule.app_layer_events.front())].push_back(index);
+    } else if (rule.flags) {
+      engine->by_flags_.push_back(index);
     } else if (!IndexRule(rule, static_cast<unsigned>(index), &patterns, &engine->by_verb_)) {
       for (pop3::Direction direction : kDirections) {
         if (FlowAllows(rule, direction)) {
@@ -807,6 +843,12 @@ void RuleEngine::Evaluate(size_t index, const Unit& unit, const FlowTuple& tuple
     auto it = by_event_.find(static_cast<int>(*unit.anomaly));
     if (it == by_event_.end()) return;
     for (size_t index : it->second) Evaluate(index, unit, tuple, flow, alerts);
+    return;
+  }
+  if (unit.tcp_flags) {
+    for (size_t index : by_flags_) {
+      if (rules_[index].flags->Matches(*unit.tcp_flags)) Evaluate(index, unit, tuple, flow, alerts);
+    }
     return;
   }
   struct Context {

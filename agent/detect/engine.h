@@ -99,6 +99,9 @@ class RuleEngine {
 
   const std::vector<rules::Rule>& rules() const { return rules_; }
   const EngineCounters& counters() const { return counters_; }
+  // Whether some rule tests TCP flags, so client SYNs must be inspected as
+  // segment units (Unit::tcp_flags).
+  bool tests_tcp_flags() const { return !by_flags_.empty(); }
 
  private:
   friend CompileResult Compile(std::vector<rules::Rule> rules);
@@ -152,6 +155,8 @@ class RuleEngine {
   // event.
   std::array<std::vector<size_t>, 2> unindexed_;
   std::unordered_map<int, std::vector<size_t>> by_event_;
+  // Rules that test TCP flags, seen by segment units only.
+  std::vector<size_t> by_flags_;
   // Rules pinned to exact verbs, by VerbKey: looked up by the unit's verb
   // instead of scanned for.
   std::unordered_map<uint64_t, std::vector<size_t>> by_verb_;

@@ -68,8 +68,15 @@ KernelPlan PlanKernel(const std::vector<rules::Rule>& rules, pg_config base) {
   KernelPlan plan;
   plan.config = base;
   plan.config.body_inspection = 0;
+  plan.config.report_syn = 0;
   plan.config.server_line_threshold = kServerLineLimit;
   for (const rules::Rule& rule : rules) {
+    if (rule.flags) {
+      plan.config.report_syn = 1;
+      plan.notes.push_back("sid " + std::to_string(rule.sid) +
+                           ": tests TCP flags, so the kernel reports every client SYN");
+      continue;
+    }
     const auto shape = VerbArgumentLength(rule);
     if (!shape) continue;
     const auto [index, longer_than] = *shape;

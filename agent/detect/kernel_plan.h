@@ -8,7 +8,8 @@
 // cheap early warning: a rule that tests the length of a command's
 // arguments sets that verb's line threshold (an anomaly record when a line
 // crosses it) and, for drop and reject rules, its hard limit (prevent mode
-// drops the segment that crosses it in XDP, before the server sees it).
+// drops the segment that crosses it in XDP, before the server sees it). A
+// rule that tests TCP flags makes the kernel report every client SYN.
 #pragma once
 
 #include <string>

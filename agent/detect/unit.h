@@ -11,6 +11,7 @@
 //   response       payload = the first line with its line end,
 //                  pop3.response = the first line without it
 //   anomaly        only the anomaly's name (app-layer-event rules)
+//   segment        only the TCP flags of a client's SYN (`flags` rules)
 // Message bodies are never units: they stay in the kernel.
 #pragma once
 
@@ -56,6 +57,9 @@ class Unit {
   int64_t timestamp_ns = 0;
   // Set on anomaly units only.
   std::optional<rules::Pop3Event> anomaly;
+  // Set on segment units only: a client's opening SYN (no ACK), which
+  // carries no buffers, for the rules that test TCP flags.
+  std::optional<uint8_t> tcp_flags;
 
   // The buffer a rule keyword reads; nullopt when this unit has none.
   // kBase64Data is never a unit buffer: it is made by base64_decode. The

@@ -50,6 +50,8 @@ struct Inspector::Conversation {
   // the kernel had followed the connection from its handshake, so the
   // streams here start at their first byte.
   bool from_start = false;
+  // Created by a SYN record: the next record still decides from_start.
+  bool opened_by_syn = false;
   // The kernel sends this flow up raw (an escalation) as far as the agent
   // knows; framed server records say it frames again.
   bool escalated = false;
@@ -140,7 +142,10 @@ void Inspector::CountHole(Conversation& c, uint32_t len) {
 Inspector::Conversation& Inspector::FindFor(const Event& event) {
   bool created = false;
   Conversation& c = Find(event.key, event.ts_ns, &created);
-  if (created) {
+  // A SYN record comes before the kernel's first record for the flow it
+  // opens: that record decides.
+  if (created || c.opened_by_syn) {
+    c.opened_by_syn = event.type == PG_EV_SYN;
     c.from_start = event.keyed && event.flow_id != 0 &&
                    (event.type == PG_EV_CLIENT_DATA || event.type == PG_EV_SERVER_LINE);
   }
@@ -240,6 +245,15 @@ void Inspector::OnKernelEvent(const Event& event) {
                    static_cast<int>(Conversation::Hole::kTlsRecord), event, data);
       break;
     }
+    case PG_EV_SYN:
+      // One byte, the segment's TCP flags; anything else was not sent by
+      // the kernel programs this agent was built with.
+      if (data.size() != 1) {
+        counters_.malformed_events++;
+        break;
+      }
+      InspectSyn(FindFor(event), static_cast<uint8_t>(data[0]));
+      break;
     case PG_EV_BODY:
       conversation = &FindFor(event);
       conversation->escalated = false;
@@ -353,9 +367,15 @@ void Inspector::OnPacket(int64_t timestamp_ns, const packet::Decoded& decoded) {
   Conversation& c = Find(key, static_cast<uint64_t>(timestamp_ns));
   flow::StreamReassembler& stream = to_server ? *c.client : *c.server;
   uint32_t seq = tcp.seq;
-  if (tcp.flags & 0x02) {  // SYN: the stream starts after it
+  if (tcp.flags & rules::kTcpSyn) {
+    if (to_server && !(tcp.flags & rules::kTcpAck) && engine_->tests_tcp_flags()) {
+      InspectSyn(c, tcp.flags);
+    }
+    // The stream starts after the SYN. On a stream already started, the
+    // endpoint discards a SYN, its data too (RFC 5961), and so does the
+    // kernel program.
     ++seq;
-    stream.Start(seq);
+    if (!stream.Start(seq)) return;
   }
   if (tcp.payload.empty()) return;
   counters_.tcp_payload_bytes += tcp.payload.size();
@@ -432,6 +452,14 @@ std::optional<detect::Unit> UnitOf(const pop3::Event& event, int64_t timestamp_n
 
 void Inspector::OnPop3Event(Conversation& c, const pop3::Event& event) {
   if (std::optional<detect::Unit> unit = UnitOf(event, now_ns_, &c.payload)) Inspect(c, *unit);
+}
+
+void Inspector::InspectSyn(Conversation& c, uint8_t tcp_flags) {
+  detect::Unit unit;
+  unit.direction = pop3::Direction::kToServer;
+  unit.timestamp_ns = now_ns_;
+  unit.tcp_flags = tcp_flags;
+  Inspect(c, unit);
 }
 
 void Inspector::Inspect(Conversation& c, const detect::Unit& unit) {

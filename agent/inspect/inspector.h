@@ -43,7 +43,9 @@ struct InspectorOptions {
 
 struct InspectorCounters {
   uint64_t kernel_events = 0;
-  std::array<uint64_t, 8> kernel_events_by_type{};      // index: pg_event_type
+  std::array<uint64_t, 9> kernel_events_by_type{};      // index: pg_event_type
+  // Kernel records whose data does not fit their type (a SYN's flags).
+  uint64_t malformed_events = 0;
   std::array<uint64_t, PG_AN__MAX> kernel_anomalies{};  // index: pg_anomaly
   uint64_t packets = 0;
   uint64_t tcp_payload_bytes = 0;
@@ -103,6 +105,8 @@ class Inspector {
   void MaybeOfferResync(Conversation& conversation);
   void OnPop3Event(Conversation& conversation, const pop3::Event& event);
   void Inspect(Conversation& conversation, const detect::Unit& unit);
+  // A client's opening SYN, for the rules that test TCP flags.
+  void InspectSyn(Conversation& conversation, uint8_t tcp_flags);
   void FlushHoles(Conversation& conversation);
   void CountHole(Conversation& conversation, uint32_t len);
   void AddAfterHole(Conversation& conversation, flow::StreamReassembler& stream, int hole,

@@ -281,6 +281,22 @@ struct TcpFlags {
   uint8_t flags = 0;
   FlagsMatch match = FlagsMatch::kExact;
   uint8_t ignored = 0;  // the `,mask` part: bits left out of the comparison
+
+  // Whether a segment with these TCP flags (the header's low byte) passes.
+  bool Matches(uint8_t segment) const {
+    const uint8_t seen = segment & static_cast<uint8_t>(~ignored);
+    switch (match) {
+      case FlagsMatch::kExact:
+        return seen == flags;
+      case FlagsMatch::kAllOf:
+        return (seen & flags) == flags;
+      case FlagsMatch::kAnyOf:
+        return (seen & flags) != 0;
+      case FlagsMatch::kNoneOf:
+        return (seen & flags) == 0;
+    }
+    return false;
+  }
 };
 
 enum class FlowbitsCommand { kSet, kUnset, kToggle, kIsSet, kIsNotSet };

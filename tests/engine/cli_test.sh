@@ -24,13 +24,15 @@ grep -q "^2[0-9] rules compiled from 1 file(s), 0 error(s)" "$work/out" || fail 
 cat >"$work/bad.rules" <<'RULES'
 alert tcp any any -> any 110 (msg:"fine"; pop3.command; content:"USER"; sid:1;)
 alert tcp any any -> any 110 (msg:"typo"; pop3.comand; content:"USER"; sid:2;)
-alert tcp any any -> any 110 (msg:"syn"; flags:S; sid:3;)
+alert tcp any any -> any 110 (msg:"ack"; flags:A+; sid:3;)
 drop tcp any any -> any 110 (msg:"long"; pop3.command; content:"PASS"; pop3.args; bsize:>600; sid:4;)
+alert tcp any any -> any 110 (msg:"syn"; flags:S,12; threshold:type both, track by_src, count 30, seconds 120; sid:5;)
 RULES
 expect_exit 1 "$bin/popguardctl" rules check "$work/bad.rules"
 grep -q "^$work/bad.rules:2: sid 2: unknown POP3 keyword 'pop3.comand'" "$work/err" || fail "typo: $(cat "$work/err")"
 grep -q "^$work/bad.rules:3: sid 3: flags:" "$work/err" || fail "flags: $(cat "$work/err")"
 grep -q "kernel: sid 4: PASS lines over 607 bytes are dropped" "$work/out" || fail "plan: $(cat "$work/out")"
+grep -q "kernel: sid 5: tests TCP flags, so the kernel reports every client SYN" "$work/out" || fail "syn plan: $(cat "$work/out")"
 expect_exit 1 "$bin/popguardctl" rules check "$work/missing.rules"
 expect_exit 2 "$bin/popguardctl" rules frobnicate
 

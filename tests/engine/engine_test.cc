@@ -385,15 +385,70 @@ TEST(EngineTest, AppLayerEventRulesFireOnTheirAnomalyOnly) {
   EXPECT_EQ(Sids(*engine, unit), (std::vector<uint32_t>{}));
 }
 
+TEST(EngineTest, FlagsRulesSeeAClientsOpeningSynAndNothingElse) {
+  // A flags test is honoured when it can only match a SYN without ACK, the
+  // one segment the sensor reports; it sees segment units only, and
+  // segment units meet no other rule.
+  auto engine = Engine(
+      "alert tcp any any -> any 110 (msg:\"rapid\"; flags:S,12; flow:to_server; "
+      "threshold:type both, track by_src, count 3, seconds 120; sid:1;)\n"
+      "alert tcp any any -> any 110 (msg:\"exact syn\"; flags:S; flow:stateless; sid:2;)\n"
+      "alert tcp any any -> any 110 (msg:\"any line\"; content:\"U\"; sid:3;)\n");
+  ASSERT_TRUE(engine);
+  EXPECT_TRUE(engine->tests_tcp_flags());
+  auto syn = [](uint8_t flags, int64_t seconds) {
+    Unit unit;
+    unit.direction = pop3::Direction::kToServer;
+    unit.timestamp_ns = seconds * 1'000'000'000;
+    unit.tcp_flags = flags;
+    return unit;
+  };
+  FlowRuleState state;
+  EXPECT_EQ(Sids(*engine, syn(0x02, 0), &state), (std::vector<uint32_t>{2}));
+  // ECN setup (SYN with ECE and CWR): the ,12 mask ignores both bits.
+  EXPECT_EQ(Sids(*engine, syn(0xc2, 1), &state), (std::vector<uint32_t>{}));
+  EXPECT_EQ(Sids(*engine, syn(0x02, 2), &state), (std::vector<uint32_t>{1, 2}));
+  EXPECT_EQ(Sids(*engine, syn(0x02, 3), &state), (std::vector<uint32_t>{2}));
+  // Not an opening SYN: no flags rule passes.
+  EXPECT_EQ(Sids(*engine, syn(0x12, 4), &state), (std::vector<uint32_t>{}));
+  std::string s;
+  EXPECT_EQ(Sids(*engine, Command("USER", "u", s), &state), (std::vector<uint32_t>{3}));
+
+  auto none = Engine("alert tcp any any -> any 110 (msg:\"x\"; content:\"x\"; sid:1;)\n");
+  EXPECT_FALSE(none->tests_tcp_flags());
+
+  CompileResult refused = CompileText(
+      "alert tcp any any -> any 110 (msg:\"a\"; flags:S+; sid:11;)\n"
+      "alert tcp any any -> any 110 (msg:\"b\"; flags:S; content:\"x\"; sid:12;)\n"
+      "alert tcp any any -> any 110 (msg:\"c\"; flags:S; flow:established; sid:13;)\n"
+      "alert tcp any any -> any 110 (msg:\"d\"; flags:S; flow:to_client; sid:14;)\n"
+      "alert tcp any any -> any 110 (msg:\"e\"; flags:!S; sid:15;)\n"
+      "alert tcp any any -> any 110 (msg:\"f\"; flags:*SF; sid:16;)\n");
+  std::vector<std::string> why;
+  for (const auto& e : refused.errors) why.push_back(e.ToString());
+  ASSERT_EQ(why.size(), 6u);
+  EXPECT_NE(why[0].find("sid 11: flags: popguard sees TCP flags only on"), std::string::npos);
+  EXPECT_NE(why[1].find("sid 12: flags cannot be combined with payload"), std::string::npos);
+  EXPECT_NE(why[2].find("sid 13: flags with flow:established can never match"),
+            std::string::npos);
+  EXPECT_NE(why[3].find("sid 14: flags with flow:to_client"), std::string::npos);
+  EXPECT_NE(why[4].find("sid 15: flags: popguard sees"), std::string::npos);
+  EXPECT_NE(why[5].find("sid 16: flags: popguard sees"), std::string::npos);
+}
+
 TEST(EngineTest, RefusesWhatItCannotHonourNamingRuleAndOption) {
   CompileResult result = CompileText(
-      "alert tcp any any -> any 110 (msg:\"syn\"; flags:S,12; sid:5;)\n"
+      "alert tcp any any -> any 110 (msg:\"ack\"; flags:A+; sid:5;)\n"
       "alert tcp any any -> any 110 (msg:\"mix\"; app-layer-event:pop3.unknown_command; "
       "content:\"x\"; sid:6;)\n"
       "alert tcp any any -> any 110 (msg:\"bad re\"; pcre:\"/(/\"; sid:7;)\n"
       "alert tcp any any -> any 110 (msg:\"ok\"; content:\"x\"; sid:8;)\n");
   ASSERT_EQ(result.errors.size(), 3u);
-  EXPECT_EQ(result.errors[0].ToString().rfind("test.rules:1: sid 5: flags:", 0), 0u)
+  EXPECT_EQ(result.errors[0].ToString().rfind(
+                "test.rules:1: sid 5: flags: popguard sees TCP flags only on a client's opening "
+                "SYN",
+                0),
+            0u)
       << result.errors[0].ToString();
   EXPECT_NE(result.errors[1].ToString().find("sid 6: app-layer-event"), std::string::npos);
   EXPECT_NE(result.errors[2].ToString().find("sid 7: pcre"), std::string::npos);

@@ -4,6 +4,7 @@
 // smallest the agent configures; a flood past a budget is itself an alert.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 
 #include "agent/detect/kernel_plan.h"
@@ -124,6 +125,52 @@ TEST_F(SoundnessTest, CommandBeforeTheGreetingPairsTheSameWithAndWithout) {
   EXPECT_FALSE(without.Sids().contains(2));
   EXPECT_FALSE(without.alerts.empty());
   EXPECT_EQ(with.alerts, without.alerts);
+}
+
+// A rule counting connections by their SYNs (as ET's rapid POP3 connection
+// rules do): the kernel reports each client SYN only because the rule asks
+// for it, and the count reaches its threshold at the same SYN with and
+// without the prefilter. A source below the count raises nothing.
+TEST_F(SoundnessTest, ConnectionRateRulesCountTheSameSyns) {
+  const std::vector<Exchange> login = {
+      {false, "+OK POP3 ready\r\n"}, {true, "USER alice\r\n"}, {false, "+OK\r\n"},
+      {true, "QUIT\r\n"}, {false, "+OK bye\r\n"}};
+  std::vector<std::vector<std::vector<uint8_t>>> conversations;
+  for (int i = 0; i < 31; ++i) {
+    Shape shape;
+    shape.client_ip = "192.0.2.10";
+    shape.client_port = static_cast<uint16_t>(41000 + i);
+    conversations.push_back(BuildConversation(login, shape));
+  }
+  for (int i = 0; i < 29; ++i) {
+    Shape shape;
+    shape.client_ip = "192.0.2.20";
+    shape.client_port = static_cast<uint16_t>(42000 + i);
+    conversations.push_back(BuildConversation(login, shape));
+  }
+  TempDir dir;
+  const std::string pcap = dir.File("rapid.pcap");
+  WritePcap(pcap, Interleave(std::move(conversations)));
+  const std::string rapid = dir.File("rapid.rules");
+  std::ofstream(rapid) << "alert tcp $EXTERNAL_NET any -> $HOME_NET 110 (msg:\"rapid connections\"; "
+                          "flow:to_server; flags:S,12; threshold:type both, track by_src, "
+                          "count 30, seconds 120; sid:1; rev:1;)\n";
+  RunOptions options;
+  options.rules = {ShippedRules(), rapid};
+  RunResult with = RunCapture(pcap, options);
+  options.prefilter = false;
+  RunResult without = RunCapture(pcap, options);
+  ASSERT_TRUE(with.stats.kernel);
+  EXPECT_EQ(with.stats.inspector.kernel_events_by_type[PG_EV_SYN], 60u);
+  EXPECT_EQ(with.stats.inspector.malformed_events, 0u);
+  EXPECT_EQ(std::count_if(without.alerts.begin(), without.alerts.end(),
+                          [](const AlertKey& a) { return std::get<0>(a) == 1; }),
+            1);
+  EXPECT_EQ(with.alerts, without.alerts);
+
+  // Without such a rule the kernel reports no SYN.
+  RunResult shipped = RunCapture(pcap);
+  EXPECT_EQ(shipped.stats.inspector.kernel_events_by_type[PG_EV_SYN], 0u);
 }
 
 TEST_F(SoundnessTest, SmallestBudgetsKeepEverySessionWhole) {

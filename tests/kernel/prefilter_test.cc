@@ -344,6 +344,57 @@ TEST_F(ConversationTest, EveryFlowGetsItsOwnId) {
   EXPECT_NE(a->id, b->id);
 }
 
+// A client's SYN goes up (key and flags byte) only when the rules test TCP
+// flags (pg_config.report_syn); a SYN-ACK never does.
+TEST_F(KernelTest, ClientSynsAreReportedOnlyWhenRulesAskForThem) {
+  Flow quiet{"10.1.0.1", 40001, "10.1.0.2", 110};
+  Client(quiet.Syn());
+  EXPECT_TRUE(Events(PG_EV_SYN).empty());
+
+  config_.report_syn = 1;
+  Apply();
+  Flow asked{"10.1.0.1", 40002, "10.1.0.2", 110};
+  Client(asked.Syn());
+  Server(asked.SynAck());
+  Client(asked.Ack());
+  // An ECN-setup SYN, retransmitted: each SYN counts, with its own flags.
+  Client(asked.ToServerAt(UINT32_MAX, {}, kSyn | 0x40 | 0x80));
+  const std::vector<Event> syns = Events(PG_EV_SYN);
+  ASSERT_EQ(syns.size(), 2u);
+  EXPECT_EQ(syns[0].len, 1u);
+  EXPECT_EQ(syns[0].data[0], kSyn);
+  EXPECT_EQ(syns[1].data[0], kSyn | 0x40 | 0x80);
+  for (const Event& e : syns) {
+    EXPECT_EQ(e.dir, PG_DIR_TO_SERVER);
+    EXPECT_TRUE(e.keyed);
+    const pg_flow_key key = KeyV4("10.1.0.1", 40002, "10.1.0.2", 110);
+    EXPECT_EQ(std::memcmp(&e.key, &key, sizeof key), 0);
+  }
+}
+
+// A SYN-ACK for a direction whose sequence the kernel knows: a repeat of
+// the first changes nothing; any other (which an established endpoint
+// discards) moves nothing and escalates the direction, and its data does
+// not go up as a line.
+TEST_F(KernelTest, SynAckOnAKnownDirectionMovesNothing) {
+  Conversation c;
+  Client(c.flow.Syn());
+  Server(c.flow.SynAck());
+  Server(c.flow.SynAck());
+  Client(c.flow.Ack());
+  auto state = [&] { return pf_->LookupFlow(c.key).value_or(pg_flow{}); };
+  EXPECT_FALSE(state().dir[PG_DIR_TO_CLIENT].flags & PG_DF_ESCALATED);
+  Server(c.flow.ToClient("+OK POP3 ready\r\n"));
+  const uint32_t next = state().dir[PG_DIR_TO_CLIENT].next_seq;
+  EXPECT_EQ(next, c.flow.ServerNextSeq());
+
+  Server(c.flow.ToClientAt(UINT32_MAX - 9, "+OK forged\r\n", kSyn | kAck));
+  EXPECT_EQ(state().dir[PG_DIR_TO_CLIENT].next_seq, next);
+  EXPECT_TRUE(state().dir[PG_DIR_TO_CLIENT].flags & PG_DF_ESCALATED);
+  for (const std::string& line : ServerLines()) EXPECT_EQ(line.find("forged"), std::string::npos);
+  EXPECT_EQ(Bytes(PG_EV_RAW).find("forged"), std::string::npos);
+}
+
 TEST_F(ConversationTest, GreetingAndCommandsAreFramed) {
   Client(c_.flow.ToServer("USER alice\r\n"));
   Server(c_.flow.ToClient("+OK\r\n"));
