@@ -59,6 +59,9 @@ struct Inspector::Conversation {
   bool lost = false;
   // The last offer to frame again, so an unchanged one is not repeated.
   std::optional<pg_resync> offered;
+
+  // The stream of bytes going one way.
+  flow::StreamReassembler& StreamOf(bool to_server) { return to_server ? *client : *server; }
 };
 
 Inspector::Inspector(detect::RuleEngine* engine, AlertSink sink, InspectorOptions options)
@@ -241,7 +244,7 @@ void Inspector::OnKernelEvent(const Event& event) {
       // prefilter.
       Conversation& c = FindFor(event);
       conversation = &c;
-      AddAfterHole(c, event.dir == PG_DIR_TO_SERVER ? *c.client : *c.server,
+      AddAfterHole(c, c.StreamOf(event.dir == PG_DIR_TO_SERVER),
                    static_cast<int>(Conversation::Hole::kTlsRecord), event, data);
       break;
     }
@@ -264,7 +267,7 @@ void Inspector::OnKernelEvent(const Event& event) {
       conversation = &c;
       // A retransmission of inspected bytes goes up raw without escalating.
       if (!(event.flags & PG_EVF_OVERLAP)) c.escalated = true;
-      flow::StreamReassembler& stream = event.dir == PG_DIR_TO_SERVER ? *c.client : *c.server;
+      flow::StreamReassembler& stream = c.StreamOf(event.dir == PG_DIR_TO_SERVER);
       if (event.flags & PG_EVF_OVERLAP) {
         // A retransmission of bytes the kernel inspected: only what the
         // agent holds can be compared; the rest was a body the kernel kept.
@@ -293,16 +296,18 @@ void Inspector::OnKernelEvent(const Event& event) {
         Conversation& c = FindFor(event);
         conversation = &c;
         // The kernel handled everything before the hole: what the agent
-        // lacks of it is body the kernel kept, if it was framing the
-        // server; the client's bytes and an escalated server's all come
-        // up, so missing ones were lost.
-        const bool kept = event.dir == PG_DIR_TO_CLIENT && !c.escalated;
+        // lacks of it is, while the kernel was not sending the flow raw,
+        // TLS record contents it does not send (either way), or body it
+        // kept if it was framing the server. The client's plaintext bytes
+        // and an escalated flow's all come up, so missing ones were lost.
+        const bool tls = c.tls_port || c.session->tls_active();
+        const bool kept = !c.escalated && (tls || event.dir == PG_DIR_TO_CLIENT);
         c.escalated = true;
-        flow::StreamReassembler& stream = event.dir == PG_DIR_TO_SERVER ? *c.client : *c.server;
+        flow::StreamReassembler& stream = c.StreamOf(event.dir == PG_DIR_TO_SERVER);
         if (!stream.started()) {
           stream.Start(event.expected_seq);
         } else if (flow::SeqBefore(stream.next_seq(), event.expected_seq)) {
-          if (kept) c.hole = Conversation::Hole::kKept;
+          if (kept) c.hole = tls ? Conversation::Hole::kTlsRecord : Conversation::Hole::kKept;
           stream.SkipTo(event.expected_seq);
           c.hole = Conversation::Hole::kLoss;
         }
@@ -365,7 +370,7 @@ void Inspector::OnPacket(int64_t timestamp_ns, const packet::Decoded& decoded) {
   key.server_port = htons(to_server ? tcp.dst_port : tcp.src_port);
   key.family = tcp.family;
   Conversation& c = Find(key, static_cast<uint64_t>(timestamp_ns));
-  flow::StreamReassembler& stream = to_server ? *c.client : *c.server;
+  flow::StreamReassembler& stream = c.StreamOf(to_server);
   uint32_t seq = tcp.seq;
   if (tcp.flags & rules::kTcpSyn) {
     if (to_server && !(tcp.flags & rules::kTcpAck) && engine_->tests_tcp_flags()) {

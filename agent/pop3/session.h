@@ -96,6 +96,9 @@ class Session {
   SessionState state() const { return state_; }
   // STLS was answered +OK.
   bool tls_started() const { return tls_ != TlsPhase::kNone; }
+  // The client has sent its first TLS bytes after STLS: both directions
+  // are TLS records from here on.
+  bool tls_active() const { return tls_ == TlsPhase::kActive; }
   size_t pending_commands() const { return pending_.size(); }
   // nullopt while either stream is inside a line, once STLS is in play
   // (TLS is followed by record, not by line), or once a command was not

@@ -173,6 +173,43 @@ TEST_F(SoundnessTest, ConnectionRateRulesCountTheSameSyns) {
   EXPECT_EQ(shipped.stats.inspector.kernel_events_by_type[PG_EV_SYN], 0u);
 }
 
+// Implicit TLS with a segment missing from the server's records: the
+// kernel sends record heads only, so before the gap the agent lacks record
+// contents the kernel kept, which are not a loss. The one real hole is
+// counted the same, bytes and all, with and without the prefilter.
+TEST_F(SoundnessTest, ATlsGapCountsTheSameLossWithAndWithout) {
+  auto record = [](char type, size_t length) {
+    std::string r = {type, '\x03', '\x03', static_cast<char>(length >> 8),
+                     static_cast<char>(length & 0xff)};
+    return r + std::string(length, '\x5a');
+  };
+  const std::vector<Exchange> dialogue = {
+      {true, record('\x16', 200)},
+      {false, record('\x16', 900) + record('\x17', 900) + record('\x17', 900) +
+                  record('\x17', 900)},
+      {true, record('\x17', 100)},
+  };
+  Shape shape;
+  shape.server_port = 995;
+  shape.segment = 1000;
+  std::vector<std::vector<uint8_t>> frames = BuildConversation(dialogue, shape);
+  // SYN, SYN-ACK, ACK, the client's hello, then the server's four
+  // segments: the third goes missing.
+  frames.erase(frames.begin() + 6);
+  TempDir dir;
+  const std::string pcap = dir.File("tls-gap.pcap");
+  WritePcap(pcap, frames);
+  RunResult with = RunCapture(pcap);
+  RunResult without = Without(pcap);
+  ASSERT_TRUE(with.stats.kernel);
+  EXPECT_EQ(with.stats.inspector.kernel_anomalies[PG_AN_GAP], 1u);
+  EXPECT_EQ(without.stats.inspector.stream_gaps, 1u);
+  EXPECT_EQ(without.stats.inspector.stream_gap_bytes, 1000u);
+  EXPECT_EQ(with.stats.inspector.stream_gaps, without.stats.inspector.stream_gaps);
+  EXPECT_EQ(with.stats.inspector.stream_gap_bytes, without.stats.inspector.stream_gap_bytes);
+  EXPECT_GT(with.stats.inspector.tls_bytes_skipped, 0u);
+}
+
 TEST_F(SoundnessTest, SmallestBudgetsKeepEverySessionWhole) {
   TempDir dir;
   const std::string pcap = AllCases(dir);
