@@ -370,17 +370,28 @@ static __always_inline struct pg_flow *pg_flow_new(struct pg_scratch *s, const s
 	return fp;
 }
 
-/* Reports a client's SYN for the rules that test TCP flags: the key and
- * the flags byte, under the global budget, so that a SYN flood cannot
- * flood the agent (what the budget holds back is counted there). */
-static __always_inline void pg_report_syn(struct pg_scratch *s, const struct pg_config *cfg,
-					  __u32 seq, __u8 tcp_flags)
+/* Reports a client's SYN for the rules that test TCP flags: the key (s->info)
+ * and the flags byte. SYN reports have a budget of their own, so that a SYN
+ * flood spends neither the records' budget nor the ring buffer; what it
+ * holds back is counted. Not inlined: both programs share one copy. */
+__noinline int pg_report_syn(__u32 seq, __u32 tcp_flags)
 {
-	if (!pg_global_budget_ok(s, cfg))
-		return;
-	s->buf[0] = tcp_flags;
+	struct pg_config *cfg = pg_cfg();
+	struct pg_scratch *s = pg_scr();
+	__u32 idx = PG_BUDGET_SYNS;
+	struct pg_budget *b;
+
+	if (!s || !cfg)
+		return 0;
+	b = bpf_map_lookup_elem(&pg_global_budget, &idx);
+	if (b && !pg_take_token(&b->last_ns, &b->tokens, cfg->syn_budget_burst,
+				cfg->syn_budget_rate, pg_now(s))) {
+		pg_count(PG_CNT_BUDGET_SYN, 1);
+		return 0;
+	}
+	s->buf[0] = tcp_flags & 0xff;
 	pg_record_head(s, seq, PG_EV_SYN, 0, 0);
-	pg_output(s, 0, s->buf, 1);
+	return pg_output(s, 0, s->buf, 1);
 }
 
 /* Everything after classification for a POP3 TCP segment. Returns 1 to drop. */
@@ -420,7 +431,21 @@ static __always_inline int pg_tcp(void *ctx, const bool xdp, struct pg_scratch *
 	flow = bpf_map_lookup_elem(&pg_flows, &s->info.key);
 	if (p->tcp_flags & PG_TCP_SYN) {
 		if (!(p->tcp_flags & PG_TCP_ACK) && dir == PG_DIR_TO_SERVER && cfg->report_syn)
-			pg_report_syn(s, cfg, p->seq, p->tcp_flags);
+			pg_report_syn(p->seq, p->tcp_flags);
+		if (flow && (flow->dir[dir & 1].flags & PG_DF_HAVE_SEQ)) {
+			/* A SYN or SYN-ACK for a direction whose sequence is
+			 * known: a repeat of the one that set it changes
+			 * nothing, and any other an established endpoint answers
+			 * with a challenge ACK and discards, data and all (RFC
+			 * 5961). Taking it would let a peer move where the kernel
+			 * reads, or clear an escalation; the agent looks instead.
+			 * (A new connection reusing the ports looks the same, and
+			 * goes up raw.) */
+			d = &flow->dir[dir & 1];
+			if (p->seq + 1 + payload_len != d->next_seq)
+				pg_escalate_dir(flow, dir);
+			return 0;
+		}
 		if (!(p->tcp_flags & PG_TCP_ACK) || !flow) {
 			/* A new connection, or a SYN-ACK whose SYN we missed. */
 			if (!(p->tcp_flags & PG_TCP_ACK) || dir == PG_DIR_TO_CLIENT)
@@ -429,17 +454,6 @@ static __always_inline int pg_tcp(void *ctx, const bool xdp, struct pg_scratch *
 		if (!flow)
 			return 0;
 		d = &flow->dir[dir & 1];
-		if ((p->tcp_flags & PG_TCP_ACK) && (d->flags & PG_DF_HAVE_SEQ)) {
-			/* A SYN-ACK for a direction whose sequence is known: a
-			 * repeat of the one that set it changes nothing, and any
-			 * other an established endpoint answers with a challenge
-			 * ACK and discards, data and all (RFC 5961). Taking it
-			 * would let a peer move where the kernel reads, or clear
-			 * an escalation; the agent looks instead. */
-			if (p->seq + 1 + payload_len != d->next_seq)
-				pg_escalate_dir(flow, dir);
-			return 0;
-		}
 		d->next_seq = p->seq + 1 + payload_len;
 		d->flags = PG_DF_HAVE_SEQ;
 		if ((p->tcp_flags & PG_TCP_ACK) && !(flow->dir[(dir ^ 1) & 1].flags & PG_DF_HAVE_SEQ)) {

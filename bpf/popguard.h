@@ -79,6 +79,7 @@ enum pg_counter {
 	PG_CNT_MALFORMED_L4,
 	PG_CNT_ANOMALIES,
 	PG_CNT_RESYNCS,           /* escalated flows the agent handed framing back to */
+	PG_CNT_BUDGET_SYN,        /* loss: client SYN report held back by its budget */
 	PG_CNT_DROP,
 	PG_CNT_WOULD_DROP = PG_CNT_DROP + PG_DROP__MAX,
 	PG_CNT__MAX = PG_CNT_WOULD_DROP + PG_DROP__MAX,
@@ -303,7 +304,17 @@ struct pg_config {
 	__u64 clock_ns;                   /* PG_CLOCK_FIXED: the current time */
 	__u64 blocklist_ttl_ns;           /* how long a budget breach blocks a flow */
 	__u32 report_syn;                 /* send every client SYN up (rules test TCP flags) */
+	__u32 syn_budget_burst;           /* per-CPU SYN reports in a burst (0: unlimited) */
+	__u32 syn_budget_rate;            /* per-CPU SYN reports refilled per second */
 	__u32 pad;
+};
+
+/* Entries of pg_global_budget: the records' budget, and a budget of their
+ * own for SYN reports, so that a SYN flood cannot spend the records'. */
+enum pg_budget_index {
+	PG_BUDGET_RECORDS = 0,
+	PG_BUDGET_SYNS = 1,
+	PG_BUDGET__MAX,
 };
 
 enum pg_clock_mode {

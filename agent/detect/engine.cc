@@ -407,6 +407,34 @@ std::string FlagsRefusal(const rules::Rule& rule) {
   if (rule.flow && rule.flow->fragments == rules::FragmentMode::kOnlyFrag) {
     return "flow:only_frag: IP fragments are not reassembled";
   }
+  if (!rule.flowbits.empty()) {
+    return "flowbits with flags: a SYN report is inspected apart from the connection's "
+           "state, so it can neither set nor test a flowbit";
+  }
+  return {};
+}
+
+// Why the engine cannot honour a rule as written, or empty when it can
+// (a pcre PCRE2 refuses is found when it is compiled).
+std::string Refusal(const rules::Rule& rule) {
+  if (rule.header.action == rules::Action::kPass || rule.header.action == rules::Action::kLog) {
+    return "action '" + std::string(rule.header.action == rules::Action::kPass ? "pass" : "log") +
+           "' is not supported (alert, drop and reject are)";
+  }
+  if (rule.flags) return FlagsRefusal(rule);
+  if (rule.flow && rule.flow->state == rules::FlowState::kNotEstablished) {
+    return "flow:not_established: POP3 lines only exist on established connections";
+  }
+  if (rule.flow && rule.flow->fragments == rules::FragmentMode::kOnlyFrag) {
+    return "flow:only_frag: IP fragments are not reassembled into POP3 lines";
+  }
+  if (!rule.app_layer_events.empty() && !rule.detections.empty()) {
+    return "app-layer-event cannot be combined with payload keywords: anomalies are matched on "
+           "their own";
+  }
+  if (rule.app_layer_events.size() > 1) {
+    return "more than one app-layer-event in a rule can never match (one anomaly each)";
+  }
   return {};
 }
 
@@ -458,25 +486,7 @@ CompileResult Compile(std::vector<rules::Rule> rules) {
 
   for (rules::Rule& rule : rules) {
     // Options the engine cannot honour: refuse the rule, say which.
-    std::string refusal;
-    if (rule.flags) {
-      refusal = FlagsRefusal(rule);
-    } else if (rule.flow && rule.flow->state == rules::FlowState::kNotEstablished) {
-      refusal = "flow:not_established: POP3 lines only exist on established connections";
-    } else if (rule.flow && rule.flow->fragments == rules::FragmentMode::kOnlyFrag) {
-      refusal = "flow:only_frag: IP fragments are not reassembled into POP3 lines";
-    } else if (!rule.app_layer_events.empty() && !rule.detections.empty()) {
-      refusal =
-          "app-layer-event cannot be combined with payload keywords: anomalies are "
-          "matched on their own";
-    } else if (rule.app_layer_events.size() > 1) {
-      refusal = "more than one app-layer-event in a rule can never match (one anomaly each)";
-    } else if (rule.header.action == rules::Action::kPass ||
-               rule.header.action == rules::Action::kLog) {
-      refusal = "action '" +
-                std::string(rule.header.action == rules::Action::kPass ? "pass" : "log") +
-                "' is not supported (alert, drop and reject are)";
-    }
+    std::string refusal = Refusal(rule);
     auto compiled = std::make_unique<RuleEngine::Compiled>();
     std::vector<std::unique_ptr<CompiledRegex>> regexes(rule.detections.size());
     Buffer base64_source = Buffer::kPayload;

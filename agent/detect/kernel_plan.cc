@@ -73,6 +73,10 @@ KernelPlan PlanKernel(const std::vector<rules::Rule>& rules, pg_config base) {
   for (const rules::Rule& rule : rules) {
     if (rule.flags) {
       plan.config.report_syn = 1;
+      if (plan.config.syn_budget_burst == 0) {
+        plan.config.syn_budget_burst = kSynBudgetBurst;
+        plan.config.syn_budget_rate = kSynBudgetRate;
+      }
       plan.notes.push_back("sid " + std::to_string(rule.sid) +
                            ": tests TCP flags, so the kernel reports every client SYN");
       continue;

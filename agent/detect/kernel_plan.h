@@ -28,6 +28,13 @@ inline constexpr uint32_t kMinFlowBudgetRate = 32;    // records per second
 inline constexpr uint32_t kMinGlobalBudgetBurst = 8192;
 inline constexpr uint32_t kMinGlobalBudgetRate = 4096;
 
+// The budget of SYN reports when the base sets none, per CPU: what a busy
+// mail host's connection rate needs, well short of a SYN flood, which
+// would otherwise fill the ring buffer. Reports held back are counted
+// (PG_CNT_BUDGET_SYN).
+inline constexpr uint32_t kSynBudgetBurst = 4096;
+inline constexpr uint32_t kSynBudgetRate = 2048;  // per second
+
 // `base` with the budgets set to those floors.
 pg_config SmallestBudgets(pg_config base);
 

@@ -50,8 +50,6 @@ struct Inspector::Conversation {
   // the kernel had followed the connection from its handshake, so the
   // streams here start at their first byte.
   bool from_start = false;
-  // Created by a SYN record: the next record still decides from_start.
-  bool opened_by_syn = false;
   // The kernel sends this flow up raw (an escalation) as far as the agent
   // knows; framed server records say it frames again.
   bool escalated = false;
@@ -145,10 +143,7 @@ void Inspector::CountHole(Conversation& c, uint32_t len) {
 Inspector::Conversation& Inspector::FindFor(const Event& event) {
   bool created = false;
   Conversation& c = Find(event.key, event.ts_ns, &created);
-  // A SYN record comes before the kernel's first record for the flow it
-  // opens: that record decides.
-  if (created || c.opened_by_syn) {
-    c.opened_by_syn = event.type == PG_EV_SYN;
+  if (created) {
     c.from_start = event.keyed && event.flow_id != 0 &&
                    (event.type == PG_EV_CLIENT_DATA || event.type == PG_EV_SERVER_LINE);
   }
@@ -255,7 +250,7 @@ void Inspector::OnKernelEvent(const Event& event) {
         counters_.malformed_events++;
         break;
       }
-      InspectSyn(FindFor(event), static_cast<uint8_t>(data[0]));
+      InspectSyn(event.key, static_cast<uint8_t>(data[0]));
       break;
     case PG_EV_BODY:
       conversation = &FindFor(event);
@@ -374,7 +369,7 @@ void Inspector::OnPacket(int64_t timestamp_ns, const packet::Decoded& decoded) {
   uint32_t seq = tcp.seq;
   if (tcp.flags & rules::kTcpSyn) {
     if (to_server && !(tcp.flags & rules::kTcpAck) && engine_->tests_tcp_flags()) {
-      InspectSyn(c, tcp.flags);
+      InspectSyn(key, tcp.flags);
     }
     // The stream starts after the SYN. On a stream already started, the
     // endpoint discards a SYN, its data too (RFC 5961), and so does the
@@ -459,17 +454,27 @@ void Inspector::OnPop3Event(Conversation& c, const pop3::Event& event) {
   if (std::optional<detect::Unit> unit = UnitOf(event, now_ns_, &c.payload)) Inspect(c, *unit);
 }
 
-void Inspector::InspectSyn(Conversation& c, uint8_t tcp_flags) {
+// Apart from any conversation: a SYN flood must not push real
+// conversations out of the table, and flags rules use no flow state
+// (the engine refuses flowbits in them).
+void Inspector::InspectSyn(const pg_flow_key& key, uint8_t tcp_flags) {
   detect::Unit unit;
   unit.direction = pop3::Direction::kToServer;
   unit.timestamp_ns = now_ns_;
   unit.tcp_flags = tcp_flags;
-  Inspect(c, unit);
+  detect::FlowRuleState no_state;
+  alerts_.clear();
+  engine_->Inspect(unit, TupleOf(key), &no_state, &alerts_);
+  Sink();
 }
 
 void Inspector::Inspect(Conversation& c, const detect::Unit& unit) {
   alerts_.clear();
   engine_->Inspect(unit, c.tuple, &c.rules, &alerts_);
+  Sink();
+}
+
+void Inspector::Sink() {
   for (const detect::Alert& alert : alerts_) {
     counters_.alerts++;
     sink_(alert);

@@ -106,7 +106,9 @@ class Inspector {
   void OnPop3Event(Conversation& conversation, const pop3::Event& event);
   void Inspect(Conversation& conversation, const detect::Unit& unit);
   // A client's opening SYN, for the rules that test TCP flags.
-  void InspectSyn(Conversation& conversation, uint8_t tcp_flags);
+  void InspectSyn(const pg_flow_key& key, uint8_t tcp_flags);
+  // Hands alerts_ to the sink.
+  void Sink();
   void FlushHoles(Conversation& conversation);
   void CountHole(Conversation& conversation, uint32_t len);
   void AddAfterHole(Conversation& conversation, flow::StreamReassembler& stream, int hole,

@@ -23,7 +23,7 @@ static_assert(sizeof(pg_resync) == 24);
 static_assert(offsetof(pg_resync, respq) == 12);
 static_assert(offsetof(pg_resync, q_len) == 12 + PG_RESPQ_LEN);
 static_assert(offsetof(pg_flow, respq) == 104);
-static_assert(sizeof(pg_config) == 192);
+static_assert(sizeof(pg_config) == 200);
 static_assert(offsetof(pg_config, report_syn) == 184);
 static_assert(offsetof(pg_config, clock_ns) == 168);
 static_assert(sizeof(pg_block) == 8);

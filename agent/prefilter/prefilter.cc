@@ -136,9 +136,10 @@ void Prefilter::Reset() {
   SetBlocklistActive(false);
   int ncpu = libbpf_num_possible_cpus();
   std::vector<pg_budget> budgets(ncpu > 0 ? ncpu : 1);
-  uint32_t zero = 0;
-  if (int err = bpf_map_update_elem(MapFd("pg_global_budget"), &zero, budgets.data(), BPF_ANY))
-    Fail("resetting pg_global_budget", err);
+  for (uint32_t index = 0; index < PG_BUDGET__MAX; ++index) {
+    if (int err = bpf_map_update_elem(MapFd("pg_global_budget"), &index, budgets.data(), BPF_ANY))
+      Fail("resetting pg_global_budget", err);
+  }
   ResetCounters();
   SetConfig(DefaultConfig());
   std::memset(ports_, 0, kPortsSize);

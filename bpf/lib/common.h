@@ -144,7 +144,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, PG_BUDGET__MAX);
 	__type(key, __u32);
 	__type(value, struct pg_budget);
 } pg_global_budget SEC(".maps");

@@ -122,12 +122,12 @@ static __always_inline int pg_anomaly_record(struct pg_scratch *s, __u32 anomaly
 
 static __always_inline int pg_global_budget_ok(struct pg_scratch *s, const struct pg_config *cfg)
 {
-	__u32 zero = 0;
+	__u32 idx = PG_BUDGET_RECORDS;
 	struct pg_budget *b;
 
 	if (!cfg->global_budget_burst)
 		return 1;
-	b = bpf_map_lookup_elem(&pg_global_budget, &zero);
+	b = bpf_map_lookup_elem(&pg_global_budget, &idx);
 	if (!b)
 		return 1;
 	if (pg_take_token(&b->last_ns, &b->tokens, cfg->global_budget_burst,

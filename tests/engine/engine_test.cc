@@ -423,10 +423,14 @@ TEST(EngineTest, FlagsRulesSeeAClientsOpeningSynAndNothingElse) {
       "alert tcp any any -> any 110 (msg:\"c\"; flags:S; flow:established; sid:13;)\n"
       "alert tcp any any -> any 110 (msg:\"d\"; flags:S; flow:to_client; sid:14;)\n"
       "alert tcp any any -> any 110 (msg:\"e\"; flags:!S; sid:15;)\n"
-      "alert tcp any any -> any 110 (msg:\"f\"; flags:*SF; sid:16;)\n");
+      "alert tcp any any -> any 110 (msg:\"f\"; flags:*SF; sid:16;)\n"
+      "alert tcp any any -> any 110 (msg:\"g\"; flags:S; flowbits:set,x; sid:17;)\n"
+      "pass tcp any any -> any 110 (msg:\"h\"; flags:S; sid:18;)\n");
   std::vector<std::string> why;
   for (const auto& e : refused.errors) why.push_back(e.ToString());
-  ASSERT_EQ(why.size(), 6u);
+  ASSERT_EQ(why.size(), 8u);
+  EXPECT_NE(why[6].find("sid 17: flowbits with flags"), std::string::npos);
+  EXPECT_NE(why[7].find("sid 18: action 'pass' is not supported"), std::string::npos);
   EXPECT_NE(why[0].find("sid 11: flags: popguard sees TCP flags only on"), std::string::npos);
   EXPECT_NE(why[1].find("sid 12: flags cannot be combined with payload"), std::string::npos);
   EXPECT_NE(why[2].find("sid 13: flags with flow:established can never match"),

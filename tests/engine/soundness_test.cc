@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <utility>
 
 #include "agent/detect/kernel_plan.h"
 #include "replay_util.h"
@@ -25,6 +26,19 @@ class SoundnessTest : public ::testing::Test {
     const std::string pcap = dir.File("all.pcap");
     WritePcap(pcap, Interleave(AllCaseConversations(shape, 3)));
     return pcap;
+  }
+
+  // The capture with the shipped rules and `rules` (rule text) loaded,
+  // replayed through the kernel programs and without them.
+  static std::pair<RunResult, RunResult> BothWays(const TempDir& dir, const std::string& pcap,
+                                                  const std::string& rules) {
+    const std::string path = dir.File("extra.rules");
+    std::ofstream(path) << rules;
+    RunOptions options;
+    options.rules = {ShippedRules(), path};
+    RunResult with = RunCapture(pcap, options);
+    options.prefilter = false;
+    return {std::move(with), RunCapture(pcap, options)};
   }
 
   static RunResult Without(const std::string& pcap) {
@@ -109,15 +123,10 @@ TEST_F(SoundnessTest, CommandBeforeTheGreetingPairsTheSameWithAndWithout) {
   TempDir dir;
   const std::string pcap = dir.File("early.pcap");
   WritePcap(pcap, BuildConversation(dialogue));
-  const std::string pairing = dir.File("pairing.rules");
-  std::ofstream(pairing)
-      << "alert tcp any any -> any any (msg:\"unsolicited\"; app-layer-event:pop3.unsolicited_response; sid:1; rev:1;)\n"
-         "alert tcp any any -> any any (msg:\"bad status\"; app-layer-event:pop3.bad_status_token; sid:2; rev:1;)\n";
-  RunOptions options;
-  options.rules = {ShippedRules(), pairing};
-  RunResult with = RunCapture(pcap, options);
-  options.prefilter = false;
-  RunResult without = RunCapture(pcap, options);
+  const auto [with, without] = BothWays(
+      dir, pcap,
+      "alert tcp any any -> any any (msg:\"unsolicited\"; app-layer-event:pop3.unsolicited_response; sid:1; rev:1;)\n"
+      "alert tcp any any -> any any (msg:\"bad status\"; app-layer-event:pop3.bad_status_token; sid:2; rev:1;)\n");
   ASSERT_TRUE(with.stats.kernel);
   EXPECT_EQ((*with.stats.kernel)[PG_CNT_ESCALATIONS], 0u);
   EXPECT_EQ(with.stats.inspector.bodies_elided, 2u);
@@ -151,15 +160,11 @@ TEST_F(SoundnessTest, ConnectionRateRulesCountTheSameSyns) {
   TempDir dir;
   const std::string pcap = dir.File("rapid.pcap");
   WritePcap(pcap, Interleave(std::move(conversations)));
-  const std::string rapid = dir.File("rapid.rules");
-  std::ofstream(rapid) << "alert tcp $EXTERNAL_NET any -> $HOME_NET 110 (msg:\"rapid connections\"; "
-                          "flow:to_server; flags:S,12; threshold:type both, track by_src, "
-                          "count 30, seconds 120; sid:1; rev:1;)\n";
-  RunOptions options;
-  options.rules = {ShippedRules(), rapid};
-  RunResult with = RunCapture(pcap, options);
-  options.prefilter = false;
-  RunResult without = RunCapture(pcap, options);
+  const auto [with, without] =
+      BothWays(dir, pcap,
+               "alert tcp $EXTERNAL_NET any -> $HOME_NET 110 (msg:\"rapid connections\"; "
+               "flow:to_server; flags:S,12; threshold:type both, track by_src, count 30, "
+               "seconds 120; sid:1; rev:1;)\n");
   ASSERT_TRUE(with.stats.kernel);
   EXPECT_EQ(with.stats.inspector.kernel_events_by_type[PG_EV_SYN], 60u);
   EXPECT_EQ(with.stats.inspector.malformed_events, 0u);
@@ -171,6 +176,31 @@ TEST_F(SoundnessTest, ConnectionRateRulesCountTheSameSyns) {
   // Without such a rule the kernel reports no SYN.
   RunResult shipped = RunCapture(pcap);
   EXPECT_EQ(shipped.stats.inspector.kernel_events_by_type[PG_EV_SYN], 0u);
+}
+
+// A client that sends a SYN mid-connection, far ahead and with data, then
+// its attack: the server discards such a SYN (RFC 5961), so neither path
+// may take its data or move where it reads; the attack is seen both ways.
+TEST_F(SoundnessTest, AMidStreamSynMovesNeitherPath) {
+  const std::vector<Exchange> dialogue = {
+      {false, "+OK POP3 ready\r\n"}, {true, "USER alice\r\n"},      {false, "+OK\r\n"},
+      {true, "PASS secret\r\n"},     {false, "+OK logged in\r\n"},
+      {true, "LIST %n%n%n%n\r\n"},   {false, "-ERR no such message\r\n"},
+  };
+  std::vector<std::vector<uint8_t>> frames = BuildConversation(dialogue);
+  Flow same("192.0.2.10", 40000, "198.51.100.1", 110);
+  // After SYN, SYN-ACK, ACK, greeting, USER and its answer.
+  frames.insert(frames.begin() + 6, same.ToServerAt(1u << 30, "LIST 1\r\n", kSyn));
+  TempDir dir;
+  const std::string pcap = dir.File("mid-syn.pcap");
+  WritePcap(pcap, frames);
+  RunResult with = RunCapture(pcap);
+  RunResult without = Without(pcap);
+  ASSERT_TRUE(with.stats.kernel);
+  EXPECT_TRUE(without.Sids().contains(9100005));
+  EXPECT_EQ(with.alerts, without.alerts);
+  EXPECT_EQ(with.stats.inspector.overlap_conflicts, 0u);
+  EXPECT_EQ(without.stats.inspector.overlap_conflicts, 0u);
 }
 
 // Implicit TLS with a segment missing from the server's records: the

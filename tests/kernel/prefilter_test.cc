@@ -370,19 +370,35 @@ TEST_F(KernelTest, ClientSynsAreReportedOnlyWhenRulesAskForThem) {
     const pg_flow_key key = KeyV4("10.1.0.1", 40002, "10.1.0.2", 110);
     EXPECT_EQ(std::memcmp(&e.key, &key, sizeof key), 0);
   }
+
+  // SYN reports have a budget of their own: past it they are counted, and
+  // the records' budget is untouched.
+  config_.syn_budget_burst = 2;
+  config_.syn_budget_rate = 0;
+  Apply();
+  for (uint16_t port = 41000; port < 41003; ++port) {
+    Flow flood{"10.1.0.9", port, "10.1.0.2", 110};
+    Client(flood.Syn());
+  }
+  EXPECT_EQ(Events(PG_EV_SYN).size(), 4u);
+  EXPECT_EQ(Counter(PG_CNT_BUDGET_SYN), 1u);
+  EXPECT_EQ(Counter(PG_CNT_BUDGET_GLOBAL), 0u);
 }
 
-// A SYN-ACK for a direction whose sequence the kernel knows: a repeat of
-// the first changes nothing; any other (which an established endpoint
-// discards) moves nothing and escalates the direction, and its data does
-// not go up as a line.
-TEST_F(KernelTest, SynAckOnAKnownDirectionMovesNothing) {
+// A SYN or SYN-ACK for a direction whose sequence the kernel knows: a
+// repeat of the first changes nothing; any other (which an established
+// endpoint discards) moves nothing and escalates the direction, and its
+// data does not go up as a line.
+TEST_F(KernelTest, SynOrSynAckOnAKnownDirectionMovesNothing) {
   Conversation c;
+  Client(c.flow.Syn());
   Client(c.flow.Syn());
   Server(c.flow.SynAck());
   Server(c.flow.SynAck());
   Client(c.flow.Ack());
   auto state = [&] { return pf_->LookupFlow(c.key).value_or(pg_flow{}); };
+  const uint64_t id = state().id;
+  EXPECT_FALSE(state().dir[PG_DIR_TO_SERVER].flags & PG_DF_ESCALATED);
   EXPECT_FALSE(state().dir[PG_DIR_TO_CLIENT].flags & PG_DF_ESCALATED);
   Server(c.flow.ToClient("+OK POP3 ready\r\n"));
   const uint32_t next = state().dir[PG_DIR_TO_CLIENT].next_seq;
@@ -393,6 +409,18 @@ TEST_F(KernelTest, SynAckOnAKnownDirectionMovesNothing) {
   EXPECT_TRUE(state().dir[PG_DIR_TO_CLIENT].flags & PG_DF_ESCALATED);
   for (const std::string& line : ServerLines()) EXPECT_EQ(line.find("forged"), std::string::npos);
   EXPECT_EQ(Bytes(PG_EV_RAW).find("forged"), std::string::npos);
+
+  // A client SYN far ahead, mid-connection: the flow is not replaced, the
+  // client direction stays where it was and goes up raw from here.
+  const uint32_t client_next = state().dir[PG_DIR_TO_SERVER].next_seq;
+  Client(c.flow.ToServerAt(1u << 30, "USER forged\r\n", kSyn));
+  EXPECT_EQ(state().id, id);
+  EXPECT_EQ(state().dir[PG_DIR_TO_SERVER].next_seq, client_next);
+  EXPECT_TRUE(state().dir[PG_DIR_TO_SERVER].flags & PG_DF_ESCALATED);
+  EXPECT_EQ(Bytes(PG_EV_RAW).find("forged"), std::string::npos);
+  EXPECT_EQ(Bytes(PG_EV_CLIENT_DATA).find("forged"), std::string::npos);
+  Client(c.flow.ToServer("USER alice\r\n"));
+  EXPECT_NE(Bytes(PG_EV_RAW).find("USER alice"), std::string::npos);
 }
 
 TEST_F(ConversationTest, GreetingAndCommandsAreFramed) {
