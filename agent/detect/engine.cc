@@ -913,10 +913,8 @@ void RuleEngine::Inspect(const Unit& unit, const FlowTuple& tuple, FlowRuleState
   InspectUnordered(unit, tuple, flow, alerts);
   // Hyperscan reports in pattern order per buffer; rule order (file order)
   // makes the output the same whatever the buffers and databases.
-  if (alerts->size() - first > 1) {
-    std::sort(alerts->begin() + static_cast<std::ptrdiff_t>(first), alerts->end(),
-              [](const Alert& a, const Alert& b) { return a.rule < b.rule; });
-  }
+  std::sort(alerts->begin() + static_cast<std::ptrdiff_t>(first), alerts->end(),
+            [](const Alert& a, const Alert& b) { return a.rule < b.rule; });
 }
 
 }  // namespace popguard::detect
