@@ -246,93 +246,19 @@ bool IndexRule(const rules::Rule& rule, unsigned id, PatternSets* patterns,
 // The byte table of patterns that are all one-byte literals: on the short
 // lines POP3 is made of, a lookup per byte costs a fraction of hs_scan's
 // fixed cost.
-void FillByteTable(const std::vector<Pattern>& patterns, ByteTable* table) {
+void FillByteTable(const std::vector<Pattern>& patterns, std::array<bool, 256>* named,
+                   std::array<std::vector<unsigned>, 256>* rules) {
   for (const Pattern& p : patterns) {
     const char literal = p.literal.front();
-    for (size_t byte = 0; byte < table->rules.size(); ++byte) {
+    for (size_t byte = 0; byte < rules->size(); ++byte) {
       const char c = static_cast<char>(byte);
       // Hyperscan's caseless folds ASCII letters only, as Upper does.
       if (c == literal ||
           ((p.flags & HS_FLAG_CASELESS) && pop3::Upper(c) == pop3::Upper(literal))) {
-        table->named[byte] = true;
-        table->rules[byte].push_back(p.id);
+        (*named)[byte] = true;
+        (*rules)[byte].push_back(p.id);
       }
     }
-  }
-  std::vector<uint8_t> values;
-  for (size_t byte = 0; byte < table->named.size(); ++byte) {
-    if (table->named[byte]) values.push_back(static_cast<uint8_t>(byte));
-  }
-  table->blockable = !values.empty() && values.size() <= kBlockValues;
-  if (table->blockable) {
-    constexpr uint64_t kOnes = 0x0101010101010101;
-    for (size_t i = 0; i < kBlockValues; ++i) {
-      table->values[i] = kOnes * values[std::min(i, values.size() - 1)];
-    }
-  }
-}
-
-template <size_t kWidth>
-bool BlockNames(const char* p, const std::array<uint64_t, kBlockValues>& values) {
-  if constexpr (kWidth == 16) {
-    using Block = uint64_t __attribute__((vector_size(16)));
-    using Bytes = uint8_t __attribute__((vector_size(16)));
-    Bytes block;
-    std::memcpy(&block, p, sizeof block);
-    Bytes hits{};
-    for (uint64_t value : values) {
-      hits |= reinterpret_cast<Bytes>(block == reinterpret_cast<Bytes>(Block{value, value}));
-    }
-    uint64_t halves[2];
-    std::memcpy(halves, &hits, sizeof halves);
-    return (halves[0] | halves[1]) != 0;
-  } else {
-    using Word = std::conditional_t<kWidth == 8, uint64_t, uint32_t>;
-    constexpr Word kOnes = static_cast<Word>(0x0101010101010101);
-    Word word;
-    std::memcpy(&word, p, sizeof word);
-    Word zeros = 0;
-    for (uint64_t value : values) {
-      const Word x = word ^ static_cast<Word>(value);
-      zeros |= static_cast<Word>(x - kOnes) & static_cast<Word>(~x);
-    }
-    return (zeros & static_cast<Word>(kOnes * 0x80)) != 0;
-  }
-}
-
-// Calls found(byte) for every byte of `buffer` the table names, in order.
-// Blocks of 16 (8, 4) bytes naming none are skipped whole; the last block
-// overlaps the one before rather than leaving a tail.
-template <typename Found>
-void ScanBytes(std::string_view buffer, const ByteTable& table, Found&& found) {
-  const size_t n = buffer.size();
-  const char* data = buffer.data();
-  size_t next = 0;  // bytes before it are settled
-  auto settle = [&](size_t end) {
-    for (; next < end; ++next) {
-      const auto byte = static_cast<uint8_t>(data[next]);
-      if (table.named[byte]) found(byte);
-    }
-  };
-  auto blocks = [&]<size_t kWidth>() {
-    for (size_t at = 0;; at = std::min(at + kWidth, n - kWidth)) {
-      if (BlockNames<kWidth>(data + at, table.values)) {
-        next = std::max(next, at);
-        settle(at + kWidth);
-      } else {
-        next = std::max(next, at + kWidth);
-      }
-      if (at + kWidth == n) return;
-    }
-  };
-  if (!table.blockable || n < 4) {
-    settle(n);
-  } else if (n >= 16) {
-    blocks.template operator()<16>();
-  } else if (n >= 8) {
-    blocks.template operator()<8>();
-  } else {
-    blocks.template operator()<4>();
   }
 }
 
@@ -593,8 +519,8 @@ CompileResult Compile(std::vector<rules::Rule> rules) {
       if (set.empty()) continue;
       if (std::all_of(set.begin(), set.end(),
                       [](const Pattern& p) { return p.literal.size() == 1; })) {
-        auto table = std::make_unique<ByteTable>();
-        FillByteTable(set, table.get());
+        auto table = std::make_unique<RuleEngine::ByteTable>();
+        FillByteTable(set, &table->named, &table->rules);
         engine->databases_[DirectionIndex(direction)].push_back({slot, nullptr, std::move(table)});
         continue;
       }
@@ -889,9 +815,11 @@ void RuleEngine::Evaluate(size_t index, const Unit& unit, const FlowTuple& tuple
     if (!(context.present & (1u << db.slot))) continue;
     std::string_view buffer = *unit.Get(kUnitBuffers[db.slot]);
     if (!db.database) {
-      ScanBytes(buffer, *db.bytes, [&](uint8_t byte) {
+      for (char c : buffer) {
+        const auto byte = static_cast<uint8_t>(c);
+        if (!db.bytes->named[byte]) continue;
         for (unsigned id : db.bytes->rules[byte]) context.Candidate(id);
-      });
+      }
       continue;
     }
     counters_.scans++;

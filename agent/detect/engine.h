@@ -71,20 +71,6 @@ struct EngineCounters {
   MatchCounters match;
 };
 
-// The rules each byte value names, for a unit buffer whose patterns are
-// all one-byte literals; `named` is the test per byte. With at most
-// kBlockValues named bytes (`blockable`), `values` holds them (repeating
-// the first to fill it, which tests nothing new) and blocks of 16, 8 or 4 bytes naming none are
-// skipped with one test.
-inline constexpr size_t kBlockValues = 4;
-struct ByteTable {
-  std::array<bool, 256> named{};
-  std::array<std::vector<unsigned>, 256> rules;
-  bool blockable = false;
-  // Each value in every byte of a word, as the block tests compare them.
-  std::array<uint64_t, kBlockValues> values{};
-};
-
 struct CompileResult;
 
 class RuleEngine {
@@ -139,6 +125,12 @@ class RuleEngine {
 
   std::vector<rules::Rule> rules_;
   std::vector<std::unique_ptr<Compiled>> compiled_;
+  // The rules each byte value names, for a buffer whose patterns are all
+  // one-byte literals; `named` is the hot loop's test, one load per byte.
+  struct ByteTable {
+    std::array<bool, 256> named{};
+    std::array<std::vector<unsigned>, 256> rules;
+  };
   // The patterns of one unit buffer: a Hyperscan database or, when every
   // pattern is a one-byte literal, a byte table.
   struct Database {

@@ -165,10 +165,8 @@ TEST(EngineTest, OneByteLiteralsIndexAsHyperscanWould) {
 }
 
 TEST(EngineTest, ByteTableFindsNamedBytesAtEveryPlaceAndLength) {
-  // The byte table skips blocks of 16 or 8 bytes that name none, the last
-  // block overlapping the one before: a named byte at any place of a line
-  // of any length is found, and only there. The second engine names more
-  // bytes than a block test takes, so its lines are read byte by byte.
+  // A named byte at any place of a line of any length is found, and only
+  // there, with few named bytes and with many.
   auto few = Engine(
       "alert tcp any any -> any any (msg:\"pct\"; pop3.args; content:\"%\"; sid:1;)\n"
       "alert tcp any any -> any any (msg:\"dash\"; pop3.args; content:\"-\"; sid:2;)\n");
