@@ -802,9 +802,8 @@ void RuleEngine::Evaluate(size_t index, const Unit& unit, const FlowTuple& tuple
     }
   } context{this, &unit, &tuple, flow, alerts, unit.present()};
   // The verb's rules first, as its literals came first in the line.
-  std::optional<std::string_view> command = unit.Get(Buffer::kPop3Command);
-  if (command && !by_verb_.empty()) {
-    std::string_view verb = *command;
+  if ((context.present & (1u << UnitSlot(Buffer::kPop3Command))) && !by_verb_.empty()) {
+    std::string_view verb = unit.View(Buffer::kPop3Command);
     // A pcre's `$` also matches before a final newline.
     if (verb.ends_with('\n')) verb.remove_suffix(1);
     if (auto it = by_verb_.find(VerbKey(verb)); it != by_verb_.end()) {
@@ -813,7 +812,7 @@ void RuleEngine::Evaluate(size_t index, const Unit& unit, const FlowTuple& tuple
   }
   for (const Database& db : databases_[DirectionIndex(unit.direction)]) {
     if (!(context.present & (1u << db.slot))) continue;
-    std::string_view buffer = *unit.Get(kUnitBuffers[db.slot]);
+    std::string_view buffer = unit.View(kUnitBuffers[db.slot]);
     if (!db.database) {
       for (char c : buffer) {
         const auto byte = static_cast<uint8_t>(c);

@@ -70,6 +70,9 @@ class Unit {
     if (!((present_ >> slot) & 1)) return std::nullopt;
     return views_[slot];
   }
+  // The buffer's bytes when present() says the unit carries it: no
+  // optional to build and return on the engine's hot path.
+  std::string_view View(rules::Buffer buffer) const { return views_[UnitSlot(buffer)]; }
   // `buffer` must be one of kUnitBuffers.
   void Set(rules::Buffer buffer, std::string_view bytes) {
     const size_t slot = UnitSlot(buffer);
