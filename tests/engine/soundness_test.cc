@@ -41,6 +41,15 @@ class SoundnessTest : public ::testing::Test {
     return {std::move(with), RunCapture(pcap, options)};
   }
 
+  // The frames as a capture, replayed with the shipped rules through the
+  // kernel programs and without them.
+  static std::pair<RunResult, RunResult> BothWays(const std::vector<std::vector<uint8_t>>& frames) {
+    TempDir dir;
+    const std::string pcap = dir.File("capture.pcap");
+    WritePcap(pcap, frames);
+    return {RunCapture(pcap), Without(pcap)};
+  }
+
   static RunResult Without(const std::string& pcap) {
     RunOptions options;
     options.prefilter = false;
@@ -191,11 +200,7 @@ TEST_F(SoundnessTest, AMidStreamSynMovesNeitherPath) {
   Flow same("192.0.2.10", 40000, "198.51.100.1", 110);
   // After SYN, SYN-ACK, ACK, greeting, USER and its answer.
   frames.insert(frames.begin() + 6, same.ToServerAt(1u << 30, "LIST 1\r\n", kSyn));
-  TempDir dir;
-  const std::string pcap = dir.File("mid-syn.pcap");
-  WritePcap(pcap, frames);
-  RunResult with = RunCapture(pcap);
-  RunResult without = Without(pcap);
+  const auto [with, without] = BothWays(frames);
   ASSERT_TRUE(with.stats.kernel);
   EXPECT_TRUE(without.Sids().contains(9100005));
   EXPECT_EQ(with.alerts, without.alerts);
@@ -226,11 +231,7 @@ TEST_F(SoundnessTest, ATlsGapCountsTheSameLossWithAndWithout) {
   // SYN, SYN-ACK, ACK, the client's hello, then the server's four
   // segments: the third goes missing.
   frames.erase(frames.begin() + 6);
-  TempDir dir;
-  const std::string pcap = dir.File("tls-gap.pcap");
-  WritePcap(pcap, frames);
-  RunResult with = RunCapture(pcap);
-  RunResult without = Without(pcap);
+  const auto [with, without] = BothWays(frames);
   ASSERT_TRUE(with.stats.kernel);
   EXPECT_EQ(with.stats.inspector.kernel_anomalies[PG_AN_GAP], 1u);
   EXPECT_EQ(without.stats.inspector.stream_gaps, 1u);
