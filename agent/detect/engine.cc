@@ -1,5 +1,8 @@
 #include "agent/detect/engine.h"
 
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
 #include <algorithm>
 #include <array>
 #include <cctype>
@@ -70,6 +73,8 @@ struct Pattern {
   unsigned flags;
   unsigned id;
   std::string literal;  // the literal `expression` escapes; empty for a regex
+  // The pcre keyword whose regex `expression` is, in prefilter mode.
+  const rules::PcreMatch* pcre = nullptr;
 };
 
 // A verb's key in the verb index: its first 8 bytes upper-cased. Verbs
@@ -171,11 +176,11 @@ using PatternSets = std::array<std::vector<std::vector<Pattern>>, kDirections.si
 bool IndexRule(const rules::Rule& rule, unsigned id, PatternSets* patterns,
                std::unordered_map<uint64_t, std::vector<size_t>>* by_verb) {
   auto add = [&](Buffer buffer, const std::string& expression, unsigned flags,
-                 std::string_view literal = {}) {
+                 std::string_view literal = {}, const rules::PcreMatch* pcre = nullptr) {
     for (pop3::Direction direction : kDirections) {
       if (!FlowAllows(rule, direction)) continue;
       (*patterns)[DirectionIndex(direction)][UnitSlot(buffer)].push_back(
-          {expression, flags | HS_FLAG_SINGLEMATCH, id, std::string(literal)});
+          {expression, flags | HS_FLAG_SINGLEMATCH, id, std::string(literal), pcre});
     }
   };
   const rules::ContentMatch* fast = nullptr;
@@ -236,7 +241,7 @@ bool IndexRule(const rules::Rule& rule, unsigned id, PatternSets* patterns,
                              pcre->regex.find('$') == std::string::npos &&
                              pcre->regex.find("\\z") == std::string::npos &&
                              pcre->regex.find("\\Z") == std::string::npos);
-    add(on_payload ? Buffer::kPayload : pcre->buffer, pcre->regex, flags);
+    add(on_payload ? Buffer::kPayload : pcre->buffer, pcre->regex, flags, {}, pcre);
     return true;
   }
   if (fast) return add_literal();
@@ -396,6 +401,68 @@ struct RuleEngine::Compiled {
   bool alerts = true;
 };
 
+std::unique_ptr<AnchoredScreen> AnchoredScreen::For(
+    const std::vector<const rules::PcreMatch*>& pcres) {
+  auto screen = std::unique_ptr<AnchoredScreen>(new AnchoredScreen());
+  for (const rules::PcreMatch* pcre : pcres) {
+    if (!pcre) return nullptr;
+    const rules::PcreModifiers& m = pcre->modifiers;
+    uint32_t options = PCRE2_NEVER_UTF | PCRE2_NEVER_UCP;
+    if (m.caseless) options |= PCRE2_CASELESS;
+    if (m.dotall) options |= PCRE2_DOTALL;
+    if (m.multiline) options |= PCRE2_MULTILINE;
+    if (m.extended) options |= PCRE2_EXTENDED;
+    if (m.anchored) options |= PCRE2_ANCHORED;
+    if (m.dollar_endonly) options |= PCRE2_DOLLAR_ENDONLY;
+    if (m.ungreedy) options |= PCRE2_UNGREEDY;
+    int code = 0;
+    PCRE2_SIZE at = 0;
+    pcre2_code* compiled = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pcre->regex.data()),
+                                         pcre->regex.size(), options, &code, &at, nullptr);
+    if (!compiled) return nullptr;
+    screen->codes_.push_back(compiled);
+    uint32_t all = 0;
+    pcre2_pattern_info(compiled, PCRE2_INFO_ALLOPTIONS, &all);
+    if (!(all & PCRE2_ANCHORED)) return nullptr;
+  }
+  if (screen->codes_.empty()) return nullptr;
+  screen->data_ = pcre2_match_data_create(1, nullptr);
+  return screen;
+}
+
+AnchoredScreen::~AnchoredScreen() {
+  for (pcre2_code* code : codes_) pcre2_code_free(code);
+  pcre2_match_data_free(data_);
+}
+
+bool AnchoredScreen::MayMatch(std::string_view buffer) {
+  static_assert(kPrefix < 8, "the prefix and its length share a word");
+  const size_t n = std::min(buffer.size(), kPrefix);
+  uint64_t bytes = 0;
+  if (buffer.size() >= 8) {
+    std::memcpy(&bytes, buffer.data(), sizeof bytes);
+    bytes &= (uint64_t{1} << (8 * kPrefix)) - 1;
+  } else {
+    for (size_t i = 0; i < n; ++i) bytes |= uint64_t{static_cast<uint8_t>(buffer[i])} << (8 * i);
+  }
+  const uint64_t key = bytes << 8 | n;
+  Entry& e = entries_[(key * 0x9e3779b97f4a7c15) >> 58];
+  if (e.known && e.key == key) return e.alive;
+  // Partial matching says whether any subject that begins with these bytes
+  // could match; an error counts as could.
+  bool alive = false;
+  for (pcre2_code* code : codes_) {
+    const int rc = pcre2_match(code, reinterpret_cast<PCRE2_SPTR>(buffer.data()), n, 0,
+                               PCRE2_PARTIAL_HARD, data_, nullptr);
+    if (rc != PCRE2_ERROR_NOMATCH) {
+      alive = true;
+      break;
+    }
+  }
+  e = {key, true, alive};
+  return alive;
+}
+
 RuleEngine::~RuleEngine() {
   for (const std::vector<Database>& databases : databases_) {
     for (const Database& db : databases) hs_free_database(db.database);
@@ -521,7 +588,8 @@ CompileResult Compile(std::vector<rules::Rule> rules) {
                       [](const Pattern& p) { return p.literal.size() == 1; })) {
         auto table = std::make_unique<RuleEngine::ByteTable>();
         FillByteTable(set, &table->named, &table->rules);
-        engine->databases_[DirectionIndex(direction)].push_back({slot, nullptr, std::move(table)});
+        engine->databases_[DirectionIndex(direction)].push_back(
+            {slot, nullptr, std::move(table), nullptr});
         continue;
       }
       std::vector<const char*> expressions;
@@ -544,7 +612,10 @@ CompileResult Compile(std::vector<rules::Rule> rules) {
         hs_free_compile_error(error);
         return result;
       }
-      engine->databases_[DirectionIndex(direction)].push_back({slot, database, nullptr});
+      std::vector<const rules::PcreMatch*> pcres;
+      for (const Pattern& p : set) pcres.push_back(p.pcre);
+      engine->databases_[DirectionIndex(direction)].push_back(
+          {slot, database, nullptr, AnchoredScreen::For(pcres)});
       if (hs_alloc_scratch(database, &engine->scratch_) != HS_SUCCESS) {
         result.errors.push_back({{}, "Hyperscan could not allocate scratch space"});
         return result;
@@ -819,6 +890,10 @@ void RuleEngine::Evaluate(size_t index, const Unit& unit, const FlowTuple& tuple
         if (!db.bytes->named[byte]) continue;
         for (unsigned id : db.bytes->rules[byte]) context.Candidate(id);
       }
+      continue;
+    }
+    if (db.screen && !db.screen->MayMatch(buffer)) {
+      counters_.screened++;
       continue;
     }
     counters_.scans++;

@@ -17,8 +17,10 @@
 // carrying the buffers they read. Each direction has its own databases,
 // built from the rules its flow lets see it; a buffer whose patterns are
 // all one-byte literals is read through a table of bytes instead of
-// hs_scan, whose fixed cost dwarfs a short line. Size tests that need no
-// cursor run before the exact matcher.
+// hs_scan, whose fixed cost dwarfs a short line; a database whose patterns
+// are all start-anchored pcres is not scanned on a line whose first bytes
+// cannot begin a match (AnchoredScreen). Size tests that need no cursor run
+// before the exact matcher.
 //
 // Rules the engine cannot honour are refused at compile time with an error
 // naming the rule and the option, never loaded half-understood.
@@ -37,6 +39,10 @@
 #include "agent/detect/unit.h"
 #include "agent/rules/ast.h"
 #include "agent/rules/parser.h"
+
+// PCRE2's types (pcre2.h with PCRE2_CODE_UNIT_WIDTH 8), for pointers only.
+struct pcre2_real_code_8;
+struct pcre2_real_match_data_8;
 
 namespace popguard::detect {
 
@@ -60,6 +66,7 @@ struct Alert {
 struct EngineCounters {
   uint64_t units = 0;
   uint64_t scans = 0;       // hs_scan calls
+  uint64_t screened = 0;    // buffers an AnchoredScreen spared a scan
   uint64_t candidates = 0;  // rules evaluated exactly
   uint64_t matches = 0;     // rules whose conditions all held
   uint64_t alerts = 0;
@@ -72,6 +79,33 @@ struct EngineCounters {
 };
 
 struct CompileResult;
+
+// A screen in front of a database whose patterns are all start-anchored
+// pcres (response rules mostly are: `^\+OK...`): whether any line that
+// begins with a buffer's first kPrefix bytes could match one of them,
+// decided once per distinct prefix by PCRE2's partial matching and
+// remembered. A buffer whose prefix cannot start a match needs no hs_scan:
+// "+OK Logged in." for a rule that wants a number after "+OK ".
+class AnchoredScreen {
+ public:
+  static constexpr size_t kPrefix = 5;
+  // Null unless every pattern came from a start-anchored pcre (`pcres`:
+  // each pattern's, null for one that is not a pcre's).
+  static std::unique_ptr<AnchoredScreen> For(const std::vector<const rules::PcreMatch*>& pcres);
+  ~AnchoredScreen();
+  bool MayMatch(std::string_view buffer);
+
+ private:
+  AnchoredScreen() = default;
+  struct Entry {
+    uint64_t key = 0;  // the prefix's bytes and its length
+    bool known = false;
+    bool alive = false;
+  };
+  std::vector<::pcre2_real_code_8*> codes_;
+  ::pcre2_real_match_data_8* data_ = nullptr;
+  std::array<Entry, 64> entries_{};
+};
 
 class RuleEngine {
  public:
@@ -137,6 +171,7 @@ class RuleEngine {
     size_t slot;  // in kUnitBuffers
     hs_database_t* database;
     std::unique_ptr<ByteTable> bytes;  // set when database is null
+    std::unique_ptr<AnchoredScreen> screen;
   };
   // Per direction (pop3::Direction as index): one per unit buffer that some
   // rule seeing that direction has patterns for.

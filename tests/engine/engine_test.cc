@@ -197,6 +197,59 @@ TEST(EngineTest, ByteTableFindsNamedBytesAtEveryPlaceAndLength) {
   }
 }
 
+TEST(EngineTest, AnchoredScreenSparesScansAndHidesNoMatch) {
+  // The response database holds only start-anchored pcres, so a line whose
+  // first bytes cannot begin a match is not scanned. Over lines made of
+  // the bytes that matter, short and long, every verdict is PCRE2's own.
+  const char* regex = "^\\+OK[ \\t]+(?:-[0-9]|[0-9]{3,})";
+  auto engine = Engine(std::string("alert tcp any any -> any any (msg:\"r\"; flow:to_client; "
+                                   "pop3.response; pcre:\"/") +
+                       regex + "/i\"; sid:1;)\n");
+  rules::PcreMatch pcre;
+  pcre.regex = regex;
+  pcre.modifiers.caseless = true;
+  std::string error;
+  auto reference = CompiledRegex::Compile(pcre, &error);
+  ASSERT_TRUE(reference) << error;
+  const std::string alphabet = "+OoKk \t-0123456789Lx";
+  uint64_t state = 42;
+  auto next = [&] {
+    state = state * 6364136223846793005u + 1442695040888963407u;
+    return static_cast<size_t>(state >> 33);
+  };
+  size_t fired = 0;
+  for (int i = 0; i < 4000; ++i) {
+    // Most lines start as a server's do, so that the prefix matters.
+    std::string line = next() % 4 ? "+OK" : "";
+    const size_t length = next() % 12;
+    for (size_t k = 0; k < length; ++k) line += alphabet[next() % alphabet.size()];
+    std::string s;
+    size_t begin = 0;
+    size_t end = 0;
+    const bool want =
+        reference->Search(line, 0, &begin, &end) == CompiledRegex::Result::kMatch;
+    fired += want;
+    EXPECT_EQ(Sids(*engine, Response(line, s)), want ? std::vector<uint32_t>{1}
+                                                     : std::vector<uint32_t>{})
+        << "'" << line << "'";
+  }
+  EXPECT_GT(fired, 20u);
+  EXPECT_GT(engine->counters().screened, 1000u);
+  EXPECT_GT(engine->counters().scans, 100u);
+
+  // A database that also holds a pattern anchored nowhere gets no screen.
+  auto mixed = Engine(std::string("alert tcp any any -> any any (msg:\"r\"; flow:to_client; "
+                                  "pop3.response; pcre:\"/") +
+                      regex +
+                      "/i\"; sid:1;)\n"
+                      "alert tcp any any -> any any (msg:\"u\"; flow:to_client; "
+                      "pop3.response; pcre:\"/x[0-9]{4}/\"; sid:2;)\n");
+  std::string s;
+  EXPECT_EQ(Sids(*mixed, Response("+OK Logged in", s)), std::vector<uint32_t>{});
+  EXPECT_EQ(Sids(*mixed, Response("+OK Logged in x1234", s)), std::vector<uint32_t>{2});
+  EXPECT_EQ(mixed->counters().screened, 0u);
+}
+
 TEST(EngineTest, PcreTriedAtEveryOffsetIsGuardedWithoutChangingVerdicts) {
   // No first byte or anchor narrows where these can start, so Hyperscan in
   // prefilter mode screens the subject before PCRE2: relative or not, the
