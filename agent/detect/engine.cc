@@ -406,19 +406,11 @@ std::unique_ptr<AnchoredScreen> AnchoredScreen::For(
   auto screen = std::unique_ptr<AnchoredScreen>(new AnchoredScreen());
   for (const rules::PcreMatch* pcre : pcres) {
     if (!pcre) return nullptr;
-    const rules::PcreModifiers& m = pcre->modifiers;
-    uint32_t options = PCRE2_NEVER_UTF | PCRE2_NEVER_UCP;
-    if (m.caseless) options |= PCRE2_CASELESS;
-    if (m.dotall) options |= PCRE2_DOTALL;
-    if (m.multiline) options |= PCRE2_MULTILINE;
-    if (m.extended) options |= PCRE2_EXTENDED;
-    if (m.anchored) options |= PCRE2_ANCHORED;
-    if (m.dollar_endonly) options |= PCRE2_DOLLAR_ENDONLY;
-    if (m.ungreedy) options |= PCRE2_UNGREEDY;
     int code = 0;
     PCRE2_SIZE at = 0;
-    pcre2_code* compiled = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pcre->regex.data()),
-                                         pcre->regex.size(), options, &code, &at, nullptr);
+    pcre2_code* compiled =
+        pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pcre->regex.data()), pcre->regex.size(),
+                      Pcre2Options(pcre->modifiers), &code, &at, nullptr);
     if (!compiled) return nullptr;
     screen->codes_.push_back(compiled);
     uint32_t all = 0;

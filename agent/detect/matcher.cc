@@ -69,10 +69,8 @@ CompiledRegex::Result CompiledRegex::Impl::MatchWords(std::string_view subject, 
   return Result::kMatch;
 }
 
-std::unique_ptr<CompiledRegex> CompiledRegex::Compile(const rules::PcreMatch& pcre,
-                                                      std::string* error) {
-  const rules::PcreModifiers& m = pcre.modifiers;
-  uint32_t options = 0;
+uint32_t Pcre2Options(const rules::PcreModifiers& m) {
+  uint32_t options = PCRE2_NEVER_UTF | PCRE2_NEVER_UCP;
   if (m.caseless) options |= PCRE2_CASELESS;
   if (m.dotall) options |= PCRE2_DOTALL;
   if (m.multiline) options |= PCRE2_MULTILINE;
@@ -80,11 +78,16 @@ std::unique_ptr<CompiledRegex> CompiledRegex::Compile(const rules::PcreMatch& pc
   if (m.anchored) options |= PCRE2_ANCHORED;
   if (m.dollar_endonly) options |= PCRE2_DOLLAR_ENDONLY;
   if (m.ungreedy) options |= PCRE2_UNGREEDY;
+  return options;
+}
+
+std::unique_ptr<CompiledRegex> CompiledRegex::Compile(const rules::PcreMatch& pcre,
+                                                      std::string* error) {
+  const rules::PcreModifiers& m = pcre.modifiers;
   int code = 0;
   PCRE2_SIZE at = 0;
-  pcre2_code* compiled =
-      pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pcre.regex.data()), pcre.regex.size(),
-                    options | PCRE2_NEVER_UTF | PCRE2_NEVER_UCP, &code, &at, nullptr);
+  pcre2_code* compiled = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pcre.regex.data()),
+                                       pcre.regex.size(), Pcre2Options(m), &code, &at, nullptr);
   if (!compiled) {
     std::array<PCRE2_UCHAR, 256> message{};
     pcre2_get_error_message(code, message.data(), message.size());

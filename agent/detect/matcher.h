@@ -72,6 +72,8 @@ class Matcher {
 // Position of `pattern` in haystack[from, to) or npos; `nocase` folds ASCII.
 size_t FindPattern(std::string_view haystack, std::string_view pattern, size_t from, size_t to,
                    bool nocase);
+// PCRE2's compile options for a pcre's modifiers (8-bit, never UTF or UCP).
+uint32_t Pcre2Options(const rules::PcreModifiers& modifiers);
 // The Hyperscan flags under which a pcre's regex matches a superset of what
 // PCRE2 matches with those modifiers (prefilter mode; there is no flag for
 // /x, so an extended regex has none).
