@@ -335,9 +335,6 @@ std::string FlagsRefusal(const rules::Rule& rule) {
   if (rule.flow && rule.flow->stream == rules::StreamMode::kOnlyStream) {
     return "flags with flow:only_stream can never match: an opening SYN is no stream data";
   }
-  if (rule.flow && rule.flow->fragments == rules::FragmentMode::kOnlyFrag) {
-    return "flow:only_frag: IP fragments are not reassembled";
-  }
   if (!rule.flowbits.empty()) {
     return "flowbits with flags: a SYN report is inspected apart from the connection's "
            "state, so it can neither set nor test a flowbit";
@@ -352,12 +349,12 @@ std::string Refusal(const rules::Rule& rule) {
     return "action '" + std::string(rule.header.action == rules::Action::kPass ? "pass" : "log") +
            "' is not supported (alert, drop and reject are)";
   }
+  if (rule.flow && rule.flow->fragments == rules::FragmentMode::kOnlyFrag) {
+    return "flow:only_frag: IP fragments are not reassembled into POP3 lines";
+  }
   if (rule.flags) return FlagsRefusal(rule);
   if (rule.flow && rule.flow->state == rules::FlowState::kNotEstablished) {
     return "flow:not_established: POP3 lines only exist on established connections";
-  }
-  if (rule.flow && rule.flow->fragments == rules::FragmentMode::kOnlyFrag) {
-    return "flow:only_frag: IP fragments are not reassembled into POP3 lines";
   }
   if (!rule.app_layer_events.empty() && !rule.detections.empty()) {
     return "app-layer-event cannot be combined with payload keywords: anomalies are matched on "
