@@ -289,17 +289,84 @@ struct Matcher::State {
   }
 };
 
+namespace {
+
+// Whether a keyword's verdict depends on where the keywords before it
+// matched: a relative one reads its buffer's cursor, base64_data reads what
+// base64_decode made of it.
+bool ReadsEarlierMatches(const rules::Detection& detection) {
+  if (std::holds_alternative<rules::Base64Decode>(detection)) return true;
+  if (std::visit([](const auto& k) { return k.buffer; }, detection) == Buffer::kBase64Data) {
+    return true;
+  }
+  if (const auto* content = std::get_if<rules::ContentMatch>(&detection)) {
+    return content->distance || content->within;
+  }
+  if (const auto* pcre = std::get_if<rules::PcreMatch>(&detection)) {
+    return pcre->modifiers.relative;
+  }
+  if (const auto* at = std::get_if<rules::IsDataAt>(&detection)) return at->relative;
+  if (const auto* test = std::get_if<rules::ByteTest>(&detection)) return test->relative;
+  return false;
+}
+
+// Cheapest first: a size or position test, then a search for a literal,
+// then a regex.
+int Cost(const rules::Detection& detection) {
+  if (std::holds_alternative<rules::PcreMatch>(detection)) return 2;
+  if (std::holds_alternative<rules::ContentMatch>(detection)) return 1;
+  return 0;
+}
+
+}  // namespace
+
 Matcher::Matcher(const std::vector<rules::Detection>& detections,
                  std::vector<std::unique_ptr<CompiledRegex>> regexes)
-    : detections_(detections), regexes_(std::move(regexes)) {}
+    : detections_(detections), regexes_(std::move(regexes)) {
+  if (std::none_of(detections_.begin(), detections_.end(), ReadsEarlierMatches)) {
+    conjunction_.resize(detections_.size());
+    for (size_t i = 0; i < conjunction_.size(); ++i) conjunction_[i] = i;
+    std::stable_sort(conjunction_.begin(), conjunction_.end(), [&](size_t a, size_t b) {
+      return Cost(detections_[a]) < Cost(detections_[b]);
+    });
+  }
+}
 
 bool Matcher::Matches(const Unit& unit, MatchCounters* counters) const {
   State state;
   state.unit = &unit;
   state.counters = counters;
+  if (!conjunction_.empty()) {
+    return std::all_of(conjunction_.begin(), conjunction_.end(),
+                       [&](size_t index) { return HoldsAlone(state, index); });
+  }
   bool matched = Eval(state, 0);
   if (state.aborted) counters->step_limit_hits++;
   return matched && !state.aborted;
+}
+
+bool Matcher::HoldsAlone(State& state, size_t index) const {
+  const rules::Detection& detection = detections_[index];
+  if (const auto* content = std::get_if<rules::ContentMatch>(&detection)) {
+    std::optional<std::string_view> buf = state.Get(content->buffer);
+    if (!buf) return false;
+    const Window window = ContentWindow(*content, buf->size(), 0);
+    return (Find(*content, *buf, window, window.start) != std::string_view::npos) !=
+           content->negated;
+  }
+  if (const auto* pcre = std::get_if<rules::PcreMatch>(&detection)) {
+    std::optional<std::string_view> buf = state.Get(pcre->buffer);
+    if (!buf) return false;
+    size_t begin = 0;
+    size_t end = 0;
+    const CompiledRegex::Result result = regexes_[index]->Search(*buf, 0, &begin, &end);
+    if (result == CompiledRegex::Result::kError) {
+      state.counters->pcre_errors++;
+      return false;
+    }
+    return (result == CompiledRegex::Result::kMatch) != pcre->negated;
+  }
+  return Holds(state, detection);
 }
 
 bool Matcher::Eval(State& state, size_t index) const {
@@ -316,6 +383,32 @@ bool Matcher::Eval(State& state, size_t index) const {
   if (const auto* pcre = std::get_if<rules::PcreMatch>(&detection)) {
     return EvalPcre(state, index, *pcre);
   }
+  if (const auto* decode = std::get_if<rules::Base64Decode>(&detection)) {
+    std::optional<std::string_view> buf = state.Get(decode->buffer);
+    if (!buf) return false;
+    size_t from =
+        (decode->relative ? state.cursor[BufferIndex(decode->buffer)] : 0) + decode->offset;
+    std::string decoded;
+    if (from < buf->size()) {
+      std::string_view text = buf->substr(from);
+      if (decode->bytes) text = text.substr(0, *decode->bytes);
+      decoded = DecodeBase64Lenient(text);
+    }
+    if (decoded.empty()) return false;
+    std::optional<std::string> saved = std::move(state.base64);
+    size_t saved_cursor = state.cursor[BufferIndex(Buffer::kBase64Data)];
+    state.base64 = std::move(decoded);
+    state.cursor[BufferIndex(Buffer::kBase64Data)] = 0;
+    if (Eval(state, index + 1)) return true;
+    state.base64 = std::move(saved);
+    state.cursor[BufferIndex(Buffer::kBase64Data)] = saved_cursor;
+    return false;
+  }
+  if (!Holds(state, detection)) return false;
+  return Eval(state, index + 1);
+}
+
+bool Matcher::Holds(const State& state, const rules::Detection& detection) const {
   if (const auto* isdataat = std::get_if<rules::IsDataAt>(&detection)) {
     std::optional<std::string_view> buf = state.Get(isdataat->buffer);
     if (!buf) return false;
@@ -323,7 +416,7 @@ bool Matcher::Eval(State& state, size_t index) const {
     bool present = isdataat->relative ? cursor + isdataat->position <= buf->size()
                                       : isdataat->position < buf->size();
     if (present == isdataat->negated) return false;
-    return Eval(state, index + 1);
+    return true;
   }
   if (const auto* test = std::get_if<rules::ByteTest>(&detection)) {
     std::optional<std::string_view> buf = state.Get(test->buffer);
@@ -371,40 +464,15 @@ bool Matcher::Eval(State& state, size_t index) const {
         break;
     }
     if (result == test->negated) return false;
-    return Eval(state, index + 1);
-  }
-  if (const auto* decode = std::get_if<rules::Base64Decode>(&detection)) {
-    std::optional<std::string_view> buf = state.Get(decode->buffer);
-    if (!buf) return false;
-    size_t from =
-        (decode->relative ? state.cursor[BufferIndex(decode->buffer)] : 0) + decode->offset;
-    std::string decoded;
-    if (from < buf->size()) {
-      std::string_view text = buf->substr(from);
-      if (decode->bytes) text = text.substr(0, *decode->bytes);
-      decoded = DecodeBase64Lenient(text);
-    }
-    if (decoded.empty()) return false;
-    std::optional<std::string> saved = std::move(state.base64);
-    size_t saved_cursor = state.cursor[BufferIndex(Buffer::kBase64Data)];
-    state.base64 = std::move(decoded);
-    state.cursor[BufferIndex(Buffer::kBase64Data)] = 0;
-    if (Eval(state, index + 1)) return true;
-    state.base64 = std::move(saved);
-    state.cursor[BufferIndex(Buffer::kBase64Data)] = saved_cursor;
-    return false;
+    return true;
   }
   const auto& size = std::get<rules::BufferSize>(detection);
   std::optional<std::string_view> buf = state.Get(size.buffer);
-  if (!buf || !size.test.Matches(buf->size())) return false;
-  return Eval(state, index + 1);
+  return buf && size.test.Matches(buf->size());
 }
 
-bool Matcher::EvalContent(State& state, size_t index, const rules::ContentMatch& content) const {
-  std::optional<std::string_view> buf = state.Get(content.buffer);
-  if (!buf) return false;
-  size_t& cursor = state.cursor[BufferIndex(content.buffer)];
-  const size_t length = buf->size();
+Matcher::Window Matcher::ContentWindow(const rules::ContentMatch& content, size_t length,
+                                       size_t cursor) {
   const size_t plen = content.pattern.size();
   int64_t start = 0;
   int64_t end = static_cast<int64_t>(length);
@@ -430,19 +498,29 @@ bool Matcher::EvalContent(State& state, size_t index, const rules::ContentMatch&
       start = static_cast<int64_t>(length - plen);
     }
   }
-  auto find = [&](int64_t from) {
-    if (from > end) return std::string_view::npos;
-    return FindPattern(*buf, content.pattern, static_cast<size_t>(from), static_cast<size_t>(end),
-                       content.nocase);
-  };
+  return {start, end};
+}
+
+size_t Matcher::Find(const rules::ContentMatch& content, std::string_view buf, Window window,
+                     int64_t from) {
+  if (from > window.end) return std::string_view::npos;
+  return FindPattern(buf, content.pattern, static_cast<size_t>(from),
+                     static_cast<size_t>(window.end), content.nocase);
+}
+
+bool Matcher::EvalContent(State& state, size_t index, const rules::ContentMatch& content) const {
+  std::optional<std::string_view> buf = state.Get(content.buffer);
+  if (!buf) return false;
+  size_t& cursor = state.cursor[BufferIndex(content.buffer)];
+  const Window window = ContentWindow(content, buf->size(), cursor);
   if (content.negated) {
-    if (find(start) != std::string_view::npos) return false;
+    if (Find(content, *buf, window, window.start) != std::string_view::npos) return false;
     return Eval(state, index + 1);
   }
   const size_t saved = cursor;
-  for (size_t pos = find(start); pos != std::string_view::npos;
-       pos = find(static_cast<int64_t>(pos) + 1)) {
-    cursor = pos + plen;
+  for (size_t pos = Find(content, *buf, window, window.start); pos != std::string_view::npos;
+       pos = Find(content, *buf, window, static_cast<int64_t>(pos) + 1)) {
+    cursor = pos + content.pattern.size();
     if (Eval(state, index + 1)) return true;
     if (state.aborted) break;
   }

@@ -60,12 +60,32 @@ class Matcher {
 
  private:
   struct State;
+  // Where a content may match in a buffer of `length` bytes: it starts in
+  // [start, end - its length]; start > end when nowhere.
+  struct Window {
+    int64_t start;
+    int64_t end;
+  };
+  static Window ContentWindow(const rules::ContentMatch& content, size_t length, size_t cursor);
+  static size_t Find(const rules::ContentMatch& content, std::string_view buf, Window window,
+                     int64_t from);
+  // Rule order with backtracking, as Suricata inspects.
   bool Eval(State& state, size_t index) const;
   bool EvalContent(State& state, size_t index, const rules::ContentMatch& content) const;
   bool EvalPcre(State& state, size_t index, const rules::PcreMatch& pcre) const;
+  // A keyword that moves no cursor (isdataat, byte_test, bsize).
+  bool Holds(const State& state, const rules::Detection& detection) const;
+  // A keyword of a rule none of whose keywords reads an earlier match.
+  bool HoldsAlone(State& state, size_t index) const;
 
   const std::vector<rules::Detection>& detections_;
   std::vector<std::unique_ptr<CompiledRegex>> regexes_;
+  // When no keyword reads where an earlier one matched, the rule is the
+  // conjunction of its keywords, each true or false on its own: backtracking
+  // could only find the same verdict again, as Suricata does not backtrack
+  // into a keyword whose successor is not relative. Then this holds every
+  // keyword's index, cheapest test first; else it is empty.
+  std::vector<size_t> conjunction_;
 };
 
 // Helpers shared with the tests.
