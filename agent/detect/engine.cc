@@ -385,10 +385,6 @@ struct RuleEngine::Compiled {
   // Unit buffers the rule reads; a unit lacking one cannot match.
   uint32_t required_buffers = 0;
   std::vector<std::pair<rules::FlowbitsCommand, std::vector<size_t>>> flowbits;
-  // Size tests that do not depend on a cursor, checked before the matcher
-  // runs: most candidates fail one (an overflow rule on a normal line).
-  std::vector<const rules::BufferSize*> sizes;
-  std::vector<const rules::IsDataAt*> positions;
   // The header's port selectors (null: any port) and whether its address
   // selectors take every address.
   const PortBitmap* source_ports = nullptr;
@@ -538,16 +534,6 @@ CompileResult Compile(std::vector<rules::Rule> rules) {
   for (size_t i = 0; i < engine->rules_.size(); ++i) {
     RuleEngine::Compiled& c = *engine->compiled_[i];
     c.matcher = std::make_unique<Matcher>(engine->rules_[i].detections, std::move(c.regexes));
-    for (const rules::Detection& d : engine->rules_[i].detections) {
-      if (const auto* size = std::get_if<rules::BufferSize>(&d);
-          size && size->buffer != Buffer::kBase64Data) {
-        c.sizes.push_back(size);
-      }
-      if (const auto* at = std::get_if<rules::IsDataAt>(&d);
-          at && !at->relative && at->buffer != Buffer::kBase64Data) {
-        c.positions.push_back(at);
-      }
-    }
   }
 
   auto port_bitmap = [&](const rules::PortSelector& ports) -> const RuleEngine::PortBitmap* {
@@ -567,6 +553,10 @@ CompileResult Compile(std::vector<rules::Rule> rules) {
       return a.kind == rules::AddressSelector::Kind::kAny && !a.negated;
     };
     c.any_address = any(h.source) && any(h.destination);
+  }
+  for (size_t i = 0; i < engine->rules_.size(); ++i) {
+    engine->gates_.push_back(
+        RuleEngine::GateOf(engine->rules_[i], *engine->compiled_[i], &engine->size_tests_));
   }
 
   for (pop3::Direction direction : kDirections) {
@@ -611,19 +601,42 @@ CompileResult Compile(std::vector<rules::Rule> rules) {
       }
     }
   }
-  engine->seen_.assign(engine->rules_.size(), 0);
-  for (const auto& compiled : engine->compiled_) {
-    engine->required_buffers_.push_back(compiled->required_buffers);
-  }
   result.engine = std::move(engine);
   return result;
 }
 
-bool RuleEngine::HeaderMatches(const rules::Rule& rule, const Compiled& compiled,
-                               const Unit& unit, const FlowTuple& tuple) const {
-  if (!FlowAllows(rule, unit.direction)) return false;
+RuleEngine::Gate RuleEngine::GateOf(const rules::Rule& rule, const Compiled& compiled,
+                                    std::vector<SizeTest>* size_tests) {
+  Gate gate;
+  gate.required_buffers = compiled.required_buffers;
+  for (pop3::Direction direction : kDirections) {
+    if (FlowAllows(rule, direction)) gate.directions |= 1u << DirectionIndex(direction);
+  }
+  gate.sizes_begin = static_cast<uint32_t>(size_tests->size());
+  if (rule.dsize) size_tests->push_back({UnitSlot(Buffer::kPayload), *rule.dsize});
+  for (const rules::Detection& d : rule.detections) {
+    if (const auto* size = std::get_if<rules::BufferSize>(&d);
+        size && size->buffer != Buffer::kBase64Data) {
+      size_tests->push_back({UnitSlot(size->buffer), size->test});
+    }
+    // Data at `position` is a buffer longer than that.
+    if (const auto* at = std::get_if<rules::IsDataAt>(&d);
+        at && !at->relative && at->buffer != Buffer::kBase64Data) {
+      rules::IntegerTest longer{
+          at->negated ? rules::Comparison::kLessEqual : rules::Comparison::kGreater, at->position};
+      size_tests->push_back({UnitSlot(at->buffer), longer});
+    }
+  }
+  gate.sizes_end = static_cast<uint32_t>(size_tests->size());
+  gate.header_open =
+      rule.header.form == rules::HeaderForm::kProtocolOnly ||
+      (compiled.any_address && !compiled.source_ports && !compiled.destination_ports);
+  return gate;
+}
+
+bool RuleEngine::HeaderMatches(const rules::Rule& rule, const Compiled& compiled, const Unit& unit,
+                               const FlowTuple& tuple) const {
   const rules::Header& h = rule.header;
-  if (h.form == rules::HeaderForm::kProtocolOnly) return true;
   const bool to_server = unit.direction == pop3::Direction::kToServer;
   const rules::IpAddress& src = to_server ? tuple.client : tuple.server;
   const rules::IpAddress& dst = to_server ? tuple.server : tuple.client;
@@ -779,25 +792,23 @@ bool RuleEngine::PassesThreshold(size_t index, const Unit& unit, const FlowTuple
 
 void RuleEngine::Evaluate(size_t index, const Unit& unit, const FlowTuple& tuple,
                           FlowRuleState* flow, std::vector<Alert>* alerts) {
-  if (seen_[index] == generation_) return;
-  seen_[index] = generation_;
+  Gate& gate = gates_[index];
+  if (gate.seen == generation_) return;
+  gate.seen = generation_;
+  if (!((gate.directions >> DirectionIndex(unit.direction)) & 1)) return;
+  // Size tests next: they turn away most candidates (an overflow rule on a
+  // normal line) for a fraction of the header's cost.
+  const uint32_t present = unit.present();
+  for (uint32_t i = gate.sizes_begin; i < gate.sizes_end; ++i) {
+    const SizeTest& size = size_tests_[i];
+    if (!((present >> size.slot) & 1) ||
+        !size.test.Matches(unit.View(kUnitBuffers[size.slot]).size())) {
+      return;
+    }
+  }
   const rules::Rule& rule = rules_[index];
   const Compiled& compiled = *compiled_[index];
-  // Cheapest first: size tests turn away most candidates (an overflow
-  // rule on a normal line) for a fraction of the header's cost.
-  if (rule.dsize) {
-    std::optional<std::string_view> payload = unit.Get(Buffer::kPayload);
-    if (!payload || !rule.dsize->Matches(payload->size())) return;
-  }
-  for (const rules::BufferSize* size : compiled.sizes) {
-    std::optional<std::string_view> buffer = unit.Get(size->buffer);
-    if (!buffer || !size->test.Matches(buffer->size())) return;
-  }
-  for (const rules::IsDataAt* at : compiled.positions) {
-    std::optional<std::string_view> buffer = unit.Get(at->buffer);
-    if (!buffer || (at->position < buffer->size()) == at->negated) return;
-  }
-  if (!HeaderMatches(rule, compiled, unit, tuple)) return;
+  if (!gate.header_open && !HeaderMatches(rule, compiled, unit, tuple)) return;
   if (!FlowbitsHold(compiled, *flow)) return;
   counters_.candidates++;
   if (!compiled.matcher->Matches(unit, &counters_.match)) return;
@@ -814,7 +825,7 @@ void RuleEngine::Evaluate(size_t index, const Unit& unit, const FlowTuple& tuple
 // Out of line and cold: most evaluations end without an alert, and the
 // strings built here would otherwise weigh on every call's prologue.
 [[gnu::cold, gnu::noinline]] Alert RuleEngine::MakeAlert(const rules::Rule& rule, const Unit& unit,
-                                                          const FlowTuple& tuple) {
+                                                         const FlowTuple& tuple) {
   Alert alert;
   alert.rule = &rule;
   alert.tuple = tuple;
@@ -856,7 +867,7 @@ void RuleEngine::Evaluate(size_t index, const Unit& unit, const FlowTuple& tuple
     uint32_t present;
     // A rule the index names, evaluated if the unit has every buffer it reads.
     void Candidate(size_t index) const {
-      if ((engine->required_buffers_[index] & ~present) == 0) {
+      if ((engine->gates_[index].required_buffers & ~present) == 0) {
         engine->Evaluate(index, *unit, *tuple, flow, alerts);
       }
     }

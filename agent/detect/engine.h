@@ -194,11 +194,29 @@ class RuleEngine {
   using PortBitmap = std::array<uint64_t, 65536 / 64>;
   std::vector<std::unique_ptr<PortBitmap>> port_bitmaps_;
   std::unordered_map<ThresholdKey, ThresholdState, ThresholdKeyHash> thresholds_;
-  // Per rule, the unit buffers it reads (bit UnitSlot), apart from the rest
-  // of its compiled form: tested for every candidate the index names.
-  std::vector<uint32_t> required_buffers_;
-  // Candidates seen in the current unit (generation stamps avoid clearing).
-  std::vector<uint64_t> seen_;
+  // What a candidate must pass before anything else of its rule is read,
+  // per rule in one contiguous array: most candidates fail here (an
+  // overflow rule on a normal line), and a rule's own structures are spread
+  // over the heap.
+  struct Gate {
+    uint64_t seen = 0;              // generation_ of the last unit that named it
+    uint32_t required_buffers = 0;  // bit UnitSlot per unit buffer it reads
+    uint32_t sizes_begin = 0;       // its tests in size_tests_
+    uint32_t sizes_end = 0;
+    uint8_t directions = 0;    // bit per pop3::Direction its flow lets it see
+    bool header_open = false;  // any address and port: no header to test
+  };
+  // A length a buffer must have: bsize, dsize, or an isdataat that needs no
+  // cursor (data at N is a buffer longer than N).
+  struct SizeTest {
+    size_t slot;  // in kUnitBuffers
+    rules::IntegerTest test;
+  };
+  static Gate GateOf(const rules::Rule& rule, const Compiled& compiled,
+                     std::vector<SizeTest>* size_tests);
+  std::vector<Gate> gates_;
+  std::vector<SizeTest> size_tests_;
+  // Stamps Gate::seen: a rule named twice in one unit is evaluated once.
   uint64_t generation_ = 0;
   EngineCounters counters_;
 };

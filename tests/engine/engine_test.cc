@@ -116,6 +116,40 @@ TEST(EngineTest, NegatedContentAndIsdataat) {
   EXPECT_EQ(Sids(*engine, Command("USER", "ab", s)), (std::vector<uint32_t>{}));
 }
 
+TEST(EngineTest, SizeTestsThatNeedNoCursorTurnCandidatesAway) {
+  // dsize, bsize and absolute isdataat, negated or not, are tested before
+  // the rest of the rule as buffer lengths; their verdicts must not move.
+  auto engine = Engine(
+      "alert tcp any any -> any any (msg:\"short args\"; pop3.command; content:\"USER\"; "
+      "pop3.args; isdataat:!4; sid:1;)\n"
+      "alert tcp any any -> any any (msg:\"long line\"; content:\"USER\"; dsize:>13; sid:2;)\n"
+      "alert tcp any any -> any any (msg:\"range\"; pop3.command; content:\"USER\"; "
+      "pop3.args; bsize:3<>6; sid:3;)\n");
+  std::string s;
+  // "USER abcd\r\n" is 11 bytes.
+  EXPECT_EQ(Sids(*engine, Command("USER", "abcd", s)), (std::vector<uint32_t>{1, 3}));
+  EXPECT_EQ(Sids(*engine, Command("USER", "abc", s)), (std::vector<uint32_t>{1}));
+  EXPECT_EQ(Sids(*engine, Command("USER", "abcde", s)), (std::vector<uint32_t>{3}));
+  EXPECT_EQ(Sids(*engine, Command("USER", "abcdefg", s)), (std::vector<uint32_t>{2}));
+  EXPECT_EQ(Sids(*engine, Command("USER", "abcdef", s)), (std::vector<uint32_t>{}));
+}
+
+TEST(EngineTest, KeywordsThatReadNoEarlierMatchAreTestedOnTheirOwn) {
+  // No keyword is relative, so each holds or not by itself: a content that
+  // is absent settles the rule without trying every place of the others
+  // (Eval's backtracking would hit its step limit here and count a loss).
+  auto engine = Engine(
+      "alert tcp any any -> any any (msg:\"all\"; content:\"a\"; content:\"aa\"; "
+      "content:\"aaa\"; content:\"c\"; content:!\"d\"; pcre:\"/a{3}c/\"; sid:1;)\n");
+  std::string s;
+  EXPECT_EQ(Sids(*engine, Command("X", std::string(300, 'a'), s)), (std::vector<uint32_t>{}));
+  EXPECT_EQ(Sids(*engine, Command("X", std::string(300, 'a') + "c", s)),
+            (std::vector<uint32_t>{1}));
+  EXPECT_EQ(Sids(*engine, Command("X", std::string(300, 'a') + "cd", s)),
+            (std::vector<uint32_t>{}));
+  EXPECT_EQ(engine->counters().match.step_limit_hits, 0u);
+}
+
 TEST(EngineTest, PcreWithoutContentIsPrefilteredAndConfirmed) {
   auto engine = Engine(
       "alert tcp any any -> any any (msg:\"fmt\"; pop3.args; pcre:\"/%[0-9]*[nsxp]/\"; "
