@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cctype>
 #include <cstdio>
 #include <cstring>
@@ -461,6 +462,7 @@ CompileResult Compile(std::vector<rules::Rule> rules) {
 
   PatternSets patterns;
   for (std::vector<std::vector<Pattern>>& sets : patterns) sets.resize(kUnitBuffers.size());
+  std::unordered_map<uint64_t, std::vector<size_t>> by_verb;
 
   for (rules::Rule& rule : rules) {
     // Options the engine cannot honour: refuse the rule, say which.
@@ -518,7 +520,7 @@ CompileResult Compile(std::vector<rules::Rule> rules) {
       engine->by_event_[static_cast<int>(rule.app_layer_events.front())].push_back(index);
     } else if (rule.flags) {
       engine->by_flags_.push_back(index);
-    } else if (!IndexRule(rule, static_cast<unsigned>(index), &patterns, &engine->by_verb_)) {
+    } else if (!IndexRule(rule, static_cast<unsigned>(index), &patterns, &by_verb)) {
       for (pop3::Direction direction : kDirections) {
         if (FlowAllows(rule, direction)) {
           engine->unindexed_[DirectionIndex(direction)].push_back(index);
@@ -554,6 +556,7 @@ CompileResult Compile(std::vector<rules::Rule> rules) {
     };
     c.any_address = any(h.source) && any(h.destination);
   }
+  engine->by_verb_.Build(by_verb);
   for (size_t i = 0; i < engine->rules_.size(); ++i) {
     engine->gates_.push_back(
         RuleEngine::GateOf(engine->rules_[i], *engine->compiled_[i], &engine->size_tests_));
@@ -567,8 +570,20 @@ CompileResult Compile(std::vector<rules::Rule> rules) {
                       [](const Pattern& p) { return p.literal.size() == 1; })) {
         auto table = std::make_unique<RuleEngine::ByteTable>();
         FillByteTable(set, &table->named, &table->rules);
-        engine->databases_[DirectionIndex(direction)].push_back(
-            {slot, nullptr, std::move(table), nullptr});
+        RuleEngine::Database& database =
+            engine->databases_[DirectionIndex(direction)].emplace_back();
+        database.slot = slot;
+        database.bytes = std::move(table);
+        continue;
+      }
+      std::vector<const rules::PcreMatch*> pcres;
+      for (const Pattern& p : set) pcres.push_back(p.pcre);
+      if (std::unique_ptr<AnchoredDfa> dfa = AnchoredDfa::Build(pcres)) {
+        RuleEngine::Database& database =
+            engine->databases_[DirectionIndex(direction)].emplace_back();
+        database.slot = slot;
+        database.dfa = std::move(dfa);
+        for (const Pattern& p : set) database.dfa_rules.push_back(p.id);
         continue;
       }
       std::vector<const char*> expressions;
@@ -591,10 +606,10 @@ CompileResult Compile(std::vector<rules::Rule> rules) {
         hs_free_compile_error(error);
         return result;
       }
-      std::vector<const rules::PcreMatch*> pcres;
-      for (const Pattern& p : set) pcres.push_back(p.pcre);
-      engine->databases_[DirectionIndex(direction)].push_back(
-          {slot, database, nullptr, AnchoredScreen::For(pcres)});
+      RuleEngine::Database& scanned = engine->databases_[DirectionIndex(direction)].emplace_back();
+      scanned.slot = slot;
+      scanned.database = database;
+      scanned.screen = AnchoredScreen::For(pcres);
       if (hs_alloc_scratch(database, &engine->scratch_) != HS_SUCCESS) {
         result.errors.push_back({{}, "Hyperscan could not allocate scratch space"});
         return result;
@@ -605,6 +620,73 @@ CompileResult Compile(std::vector<rules::Rule> rules) {
   return result;
 }
 
+void RuleEngine::VerbIndex::Build(const std::unordered_map<uint64_t, std::vector<size_t>>& by_key) {
+  if (by_key.empty()) return;
+  size_t capacity = 8;
+  while (capacity < 2 * by_key.size()) capacity *= 2;
+  slots_.assign(capacity, {});
+  shift_ = 64 - static_cast<unsigned>(std::countr_zero(capacity));
+  for (const auto& [key, rules] : by_key) {
+    size_t at = (key * 0x9e3779b97f4a7c15) >> shift_;
+    while (slots_[at].end != 0) at = (at + 1) & (capacity - 1);
+    slots_[at].key = key;
+    slots_[at].begin = static_cast<uint32_t>(rules_.size());
+    for (size_t rule : rules) rules_.push_back(static_cast<uint32_t>(rule));
+    slots_[at].end = static_cast<uint32_t>(rules_.size());
+  }
+}
+
+RuleEngine::SizeTest RuleEngine::SizeTest::Of(Buffer buffer, const rules::IntegerTest& test) {
+  constexpr uint64_t kMax = ~uint64_t{0};
+  const uint64_t v = test.value;
+  // [low, high] and whether the length must lie outside it; an empty range
+  // is written as "outside everything".
+  uint64_t low = 0;
+  uint64_t high = kMax;
+  bool outside = false;
+  switch (test.op) {
+    case rules::Comparison::kEqual:
+      low = high = v;
+      break;
+    case rules::Comparison::kNotEqual:
+      low = high = v;
+      outside = true;
+      break;
+    case rules::Comparison::kLess:
+      if (v == 0)
+        outside = true;
+      else
+        high = v - 1;
+      break;
+    case rules::Comparison::kLessEqual:
+      high = v;
+      break;
+    case rules::Comparison::kGreater:
+      if (v == kMax)
+        outside = true;
+      else
+        low = v + 1;
+      break;
+    case rules::Comparison::kGreaterEqual:
+      low = v;
+      break;
+    case rules::Comparison::kRange:
+      // Exclusive on both ends.
+      if (test.high <= v + 1 || v == kMax) {
+        outside = true;
+      } else {
+        low = v + 1;
+        high = test.high - 1;
+      }
+      break;
+  }
+  if (outside && !(test.op == rules::Comparison::kNotEqual)) {
+    low = 0;
+    high = kMax;
+  }
+  return {static_cast<uint32_t>(UnitSlot(buffer)), outside, low, high - low};
+}
+
 RuleEngine::Gate RuleEngine::GateOf(const rules::Rule& rule, const Compiled& compiled,
                                     std::vector<SizeTest>* size_tests) {
   Gate gate;
@@ -613,18 +695,18 @@ RuleEngine::Gate RuleEngine::GateOf(const rules::Rule& rule, const Compiled& com
     if (FlowAllows(rule, direction)) gate.directions |= 1u << DirectionIndex(direction);
   }
   gate.sizes_begin = static_cast<uint32_t>(size_tests->size());
-  if (rule.dsize) size_tests->push_back({UnitSlot(Buffer::kPayload), *rule.dsize});
+  if (rule.dsize) size_tests->push_back(SizeTest::Of(Buffer::kPayload, *rule.dsize));
   for (const rules::Detection& d : rule.detections) {
     if (const auto* size = std::get_if<rules::BufferSize>(&d);
         size && size->buffer != Buffer::kBase64Data) {
-      size_tests->push_back({UnitSlot(size->buffer), size->test});
+      size_tests->push_back(SizeTest::Of(size->buffer, size->test));
     }
     // Data at `position` is a buffer longer than that.
     if (const auto* at = std::get_if<rules::IsDataAt>(&d);
         at && !at->relative && at->buffer != Buffer::kBase64Data) {
       rules::IntegerTest longer{
           at->negated ? rules::Comparison::kLessEqual : rules::Comparison::kGreater, at->position};
-      size_tests->push_back({UnitSlot(at->buffer), longer});
+      size_tests->push_back(SizeTest::Of(at->buffer, longer));
     }
   }
   gate.sizes_end = static_cast<uint32_t>(size_tests->size());
@@ -795,17 +877,6 @@ void RuleEngine::Evaluate(size_t index, const Unit& unit, const FlowTuple& tuple
   Gate& gate = gates_[index];
   if (gate.seen == generation_) return;
   gate.seen = generation_;
-  if (!((gate.directions >> DirectionIndex(unit.direction)) & 1)) return;
-  // Size tests next: they turn away most candidates (an overflow rule on a
-  // normal line) for a fraction of the header's cost.
-  const uint32_t present = unit.present();
-  for (uint32_t i = gate.sizes_begin; i < gate.sizes_end; ++i) {
-    const SizeTest& size = size_tests_[i];
-    if (!((present >> size.slot) & 1) ||
-        !size.test.Matches(unit.View(kUnitBuffers[size.slot]).size())) {
-      return;
-    }
-  }
   const rules::Rule& rule = rules_[index];
   const Compiled& compiled = *compiled_[index];
   if (!gate.header_open && !HeaderMatches(rule, compiled, unit, tuple)) return;
@@ -849,12 +920,16 @@ void RuleEngine::Evaluate(size_t index, const Unit& unit, const FlowTuple& tuple
   if (unit.anomaly) {
     auto it = by_event_.find(static_cast<int>(*unit.anomaly));
     if (it == by_event_.end()) return;
-    for (size_t index : it->second) Evaluate(index, unit, tuple, flow, alerts);
+    for (size_t index : it->second) {
+      if (Admits(index, unit, unit.present())) Evaluate(index, unit, tuple, flow, alerts);
+    }
     return;
   }
   if (unit.tcp_flags) {
     for (size_t index : by_flags_) {
-      if (rules_[index].flags->Matches(*unit.tcp_flags)) Evaluate(index, unit, tuple, flow, alerts);
+      if (rules_[index].flags->Matches(*unit.tcp_flags) && Admits(index, unit, unit.present())) {
+        Evaluate(index, unit, tuple, flow, alerts);
+      }
     }
     return;
   }
@@ -865,9 +940,9 @@ void RuleEngine::Evaluate(size_t index, const Unit& unit, const FlowTuple& tuple
     FlowRuleState* flow;
     std::vector<Alert>* alerts;
     uint32_t present;
-    // A rule the index names, evaluated if the unit has every buffer it reads.
+    // A rule the index names, evaluated if its gate admits the unit.
     void Candidate(size_t index) const {
-      if ((engine->gates_[index].required_buffers & ~present) == 0) {
+      if (engine->Admits(index, *unit, present)) {
         engine->Evaluate(index, *unit, *tuple, flow, alerts);
       }
     }
@@ -877,14 +952,19 @@ void RuleEngine::Evaluate(size_t index, const Unit& unit, const FlowTuple& tuple
     std::string_view verb = unit.View(Buffer::kPop3Command);
     // A pcre's `$` also matches before a final newline.
     if (verb.ends_with('\n')) verb.remove_suffix(1);
-    if (auto it = by_verb_.find(VerbKey(verb)); it != by_verb_.end()) {
-      for (size_t index : it->second) context.Candidate(index);
-    }
+    for (uint32_t index : by_verb_.Find(VerbKey(verb))) context.Candidate(index);
   }
   for (const Database& db : databases_[DirectionIndex(unit.direction)]) {
     if (!(context.present & (1u << db.slot))) continue;
     std::string_view buffer = unit.View(kUnitBuffers[db.slot]);
-    if (!db.database) {
+    if (db.dfa) {
+      counters_.automaton_runs++;
+      for (uint64_t hits = db.dfa->Matches(buffer); hits; hits &= hits - 1) {
+        context.Candidate(db.dfa_rules[static_cast<size_t>(__builtin_ctzll(hits))]);
+      }
+      continue;
+    }
+    if (db.bytes) {
       for (char c : buffer) {
         const auto byte = static_cast<uint8_t>(c);
         if (!db.bytes->named[byte]) continue;

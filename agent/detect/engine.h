@@ -31,10 +31,12 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "agent/detect/dfa.h"
 #include "agent/detect/matcher.h"
 #include "agent/detect/unit.h"
 #include "agent/rules/ast.h"
@@ -65,10 +67,11 @@ struct Alert {
 
 struct EngineCounters {
   uint64_t units = 0;
-  uint64_t scans = 0;       // hs_scan calls
-  uint64_t screened = 0;    // buffers an AnchoredScreen spared a scan
-  uint64_t candidates = 0;  // rules evaluated exactly
-  uint64_t matches = 0;     // rules whose conditions all held
+  uint64_t scans = 0;           // hs_scan calls
+  uint64_t screened = 0;        // buffers an AnchoredScreen spared a scan
+  uint64_t automaton_runs = 0;  // buffers an AnchoredDfa decided, with no scan
+  uint64_t candidates = 0;      // rules evaluated exactly
+  uint64_t matches = 0;         // rules whose conditions all held
   uint64_t alerts = 0;
   uint64_t suppressed = 0;  // matches held back by threshold / detection_filter / noalert
   // Losses: evaluations the engine could not finish, and threshold state
@@ -153,6 +156,7 @@ class RuleEngine {
   bool FlowbitsHold(const Compiled& compiled, const FlowRuleState& flow) const;
   void ApplyFlowbits(const Compiled& compiled, FlowRuleState* flow) const;
   bool PassesThreshold(size_t index, const Unit& unit, const FlowTuple& tuple);
+  // For a rule whose gate admits the unit (Admits).
   void Evaluate(size_t index, const Unit& unit, const FlowTuple& tuple, FlowRuleState* flow,
                 std::vector<Alert>* alerts);
   static Alert MakeAlert(const rules::Rule& rule, const Unit& unit, const FlowTuple& tuple);
@@ -165,12 +169,15 @@ class RuleEngine {
     std::array<bool, 256> named{};
     std::array<std::vector<unsigned>, 256> rules;
   };
-  // The patterns of one unit buffer: a Hyperscan database or, when every
-  // pattern is a one-byte literal, a byte table.
+  // The patterns of one unit buffer: a byte table when every pattern is a
+  // one-byte literal, else an anchored DFA when every pattern is a
+  // start-anchored pcre it can take, else a Hyperscan database.
   struct Database {
-    size_t slot;  // in kUnitBuffers
-    hs_database_t* database;
-    std::unique_ptr<ByteTable> bytes;  // set when database is null
+    size_t slot = 0;  // in kUnitBuffers
+    hs_database_t* database = nullptr;
+    std::unique_ptr<ByteTable> bytes;
+    std::unique_ptr<AnchoredDfa> dfa;
+    std::vector<unsigned> dfa_rules;  // the rule of the DFA's pattern i
     std::unique_ptr<AnchoredScreen> screen;
   };
   // Per direction (pop3::Direction as index): one per unit buffer that some
@@ -186,7 +193,36 @@ class RuleEngine {
   std::vector<size_t> by_flags_;
   // Rules pinned to exact verbs, by VerbKey: looked up by the unit's verb
   // instead of scanned for.
-  std::unordered_map<uint64_t, std::vector<size_t>> by_verb_;
+  class VerbIndex {
+   public:
+    void Build(const std::unordered_map<uint64_t, std::vector<size_t>>& by_key);
+    bool empty() const { return slots_.empty(); }
+    // The rules pinned to the verb whose VerbKey is `key`.
+    std::span<const uint32_t> Find(uint64_t key) const {
+      if (slots_.empty()) return {};
+      for (size_t at = (key * 0x9e3779b97f4a7c15) >> shift_;; at = (at + 1) & (slots_.size() - 1)) {
+        const Slot& slot = slots_[at];
+        if (slot.end == 0) return {};
+        if (slot.key == key) return {rules_.data() + slot.begin, slot.end - slot.begin};
+      }
+    }
+
+   private:
+    // Open addressing, at most half full; a slot in use names at least one
+    // rule, so end == 0 marks a free one.
+    struct Slot {
+      uint64_t key = 0;
+      uint32_t begin = 0;
+      uint32_t end = 0;
+    };
+    std::vector<Slot> slots_;
+    std::vector<uint32_t> rules_;
+    unsigned shift_ = 63;
+  };
+  // A lookup on every command: a multiply and a probe or two in one array,
+  // where std::unordered_map's bucket is a division and its rules a node
+  // and a vector away.
+  VerbIndex by_verb_;
   std::unordered_map<std::string, size_t> flowbit_index_;
   // The rules' port selectors as a bit per port, one per distinct selector:
   // a load where walking a list like [110,995] costs dozens of
@@ -195,25 +231,43 @@ class RuleEngine {
   std::vector<std::unique_ptr<PortBitmap>> port_bitmaps_;
   std::unordered_map<ThresholdKey, ThresholdState, ThresholdKeyHash> thresholds_;
   // What a candidate must pass before anything else of its rule is read,
-  // per rule in one contiguous array: most candidates fail here (an
-  // overflow rule on a normal line), and a rule's own structures are spread
-  // over the heap.
+  // per rule in one contiguous array and tested inline, before Evaluate is
+  // called: most candidates fail here (an overflow rule on a normal line),
+  // and a rule's own structures are spread over the heap.
   struct Gate {
-    uint64_t seen = 0;              // generation_ of the last unit that named it
+    uint64_t seen = 0;              // generation_ of the last unit Evaluate saw it for
     uint32_t required_buffers = 0;  // bit UnitSlot per unit buffer it reads
     uint32_t sizes_begin = 0;       // its tests in size_tests_
     uint32_t sizes_end = 0;
     uint8_t directions = 0;    // bit per pop3::Direction its flow lets it see
     bool header_open = false;  // any address and port: no header to test
   };
-  // A length a buffer must have: bsize, dsize, or an isdataat that needs no
-  // cursor (data at N is a buffer longer than N).
+  // A length a buffer must have, from bsize, dsize, or an isdataat that
+  // needs no cursor (data at N is a buffer longer than N), as a range:
+  // every IntegerTest is one range or its complement, tested without a
+  // branch on the comparison.
   struct SizeTest {
-    size_t slot;  // in kUnitBuffers
-    rules::IntegerTest test;
+    uint32_t slot;  // in kUnitBuffers
+    bool outside;   // the length must lie outside [low, low + span]
+    uint64_t low;
+    uint64_t span;
+    static SizeTest Of(rules::Buffer buffer, const rules::IntegerTest& test);
+    bool Holds(uint64_t length) const { return (length - low <= span) != outside; }
   };
   static Gate GateOf(const rules::Rule& rule, const Compiled& compiled,
                      std::vector<SizeTest>* size_tests);
+  bool Admits(size_t index, const Unit& unit, uint32_t present) const {
+    const Gate& gate = gates_[index];
+    if ((gate.required_buffers & ~present) != 0 ||
+        !((gate.directions >> static_cast<unsigned>(unit.direction)) & 1)) {
+      return false;
+    }
+    for (uint32_t i = gate.sizes_begin; i < gate.sizes_end; ++i) {
+      const SizeTest& size = size_tests_[i];
+      if (!size.Holds(unit.View(kUnitBuffers[size.slot]).size())) return false;
+    }
+    return true;
+  }
   std::vector<Gate> gates_;
   std::vector<SizeTest> size_tests_;
   // Stamps Gate::seen: a rule named twice in one unit is evaluated once.

@@ -231,14 +231,9 @@ TEST(EngineTest, ByteTableFindsNamedBytesAtEveryPlaceAndLength) {
   }
 }
 
-TEST(EngineTest, AnchoredScreenSparesScansAndHidesNoMatch) {
-  // The response database holds only start-anchored pcres, so a line whose
-  // first bytes cannot begin a match is not scanned. Over lines made of
-  // the bytes that matter, short and long, every verdict is PCRE2's own.
-  const char* regex = "^\\+OK[ \\t]+(?:-[0-9]|[0-9]{3,})";
-  auto engine = Engine(std::string("alert tcp any any -> any any (msg:\"r\"; flow:to_client; "
-                                   "pop3.response; pcre:\"/") +
-                       regex + "/i\"; sid:1;)\n");
+// Response lines made of the bytes that matter, short and long, each
+// checked against PCRE2's own verdict on `regex` (/i) as a to_client rule.
+void ExpectPcre2VerdictsOnResponses(RuleEngine& engine, const std::string& regex) {
   rules::PcreMatch pcre;
   pcre.regex = regex;
   pcre.modifiers.caseless = true;
@@ -260,17 +255,40 @@ TEST(EngineTest, AnchoredScreenSparesScansAndHidesNoMatch) {
     std::string s;
     size_t begin = 0;
     size_t end = 0;
-    const bool want =
-        reference->Search(line, 0, &begin, &end) == CompiledRegex::Result::kMatch;
+    const bool want = reference->Search(line, 0, &begin, &end) == CompiledRegex::Result::kMatch;
     fired += want;
-    EXPECT_EQ(Sids(*engine, Response(line, s)), want ? std::vector<uint32_t>{1}
-                                                     : std::vector<uint32_t>{})
+    EXPECT_EQ(Sids(engine, Response(line, s)),
+              want ? std::vector<uint32_t>{1} : std::vector<uint32_t>{})
         << "'" << line << "'";
   }
   EXPECT_GT(fired, 20u);
+}
+
+std::unique_ptr<RuleEngine> ResponseRule(const std::string& regex) {
+  return Engine(std::string("alert tcp any any -> any any (msg:\"r\"; flow:to_client; "
+                            "pop3.response; pcre:\"/") +
+                regex + "/i\"; sid:1;)\n");
+}
+
+TEST(EngineTest, AnchoredDfaDecidesResponsesWithoutScanning) {
+  // A response database of start-anchored pcres the DFA can take is walked,
+  // never scanned, and hides no match.
+  const std::string regex = "^\\+OK[ \\t]+(?:-[0-9]|[0-9]{3,})";
+  auto engine = ResponseRule(regex);
+  ExpectPcre2VerdictsOnResponses(*engine, regex);
+  EXPECT_EQ(engine->counters().automaton_runs, 4000u);
+  EXPECT_EQ(engine->counters().scans, 0u);
+}
+
+TEST(EngineTest, AnchoredScreenSparesScansAndHidesNoMatch) {
+  // `\b` is beyond the DFA, so this database is scanned, but only lines
+  // whose first bytes can begin a match.
+  const std::string regex = "^\\+OK[ \\t]+(?:-[0-9]|[0-9]{3,})\\b";
+  auto engine = ResponseRule(regex);
+  ExpectPcre2VerdictsOnResponses(*engine, regex);
+  EXPECT_EQ(engine->counters().automaton_runs, 0u);
   EXPECT_GT(engine->counters().screened, 1000u);
   EXPECT_GT(engine->counters().scans, 100u);
-
   // A database that also holds a pattern anchored nowhere gets no screen.
   auto mixed = Engine(std::string("alert tcp any any -> any any (msg:\"r\"; flow:to_client; "
                                   "pop3.response; pcre:\"/") +
@@ -282,6 +300,7 @@ TEST(EngineTest, AnchoredScreenSparesScansAndHidesNoMatch) {
   EXPECT_EQ(Sids(*mixed, Response("+OK Logged in", s)), std::vector<uint32_t>{});
   EXPECT_EQ(Sids(*mixed, Response("+OK Logged in x1234", s)), std::vector<uint32_t>{2});
   EXPECT_EQ(mixed->counters().screened, 0u);
+  EXPECT_EQ(mixed->counters().automaton_runs, 0u);
 }
 
 TEST(EngineTest, PcreTriedAtEveryOffsetIsGuardedWithoutChangingVerdicts) {
@@ -359,14 +378,16 @@ TEST(EngineTest, PortSelectorsMatchAsWrittenAtEveryPort) {
   // form must take exactly the ports Selector::Matches takes, on either
   // side of a header and both ways of `<>`.
   const std::vector<std::string> selectors = {
-      "any", "110", "!110", "[110,995]", "[1:1024,!110]", "[!110,!995]", "![100:200,995]",
-      "[[110,111],!111]", ":1024", "60000:"};
-  const std::vector<uint16_t> ports = {0, 1, 99, 100, 109, 110, 111, 200, 201,
+      "any",           "110",         "!110",           "[110,995]",
+      "[1:1024,!110]", "[!110,!995]", "![100:200,995]", "[[110,111],!111]",
+      ":1024",         "60000:"};
+  const std::vector<uint16_t> ports = {0,   1,   99,  100,  109,  110,   111,   200,  201,
                                        994, 995, 996, 1024, 1025, 59999, 60000, 65535};
   for (const std::string& selector : selectors) {
     const std::string text = "alert tcp any any -> any " + selector +
                              " (msg:\"dst\"; content:\"A\"; sid:1;)\n"
-                             "alert tcp any " + selector +
+                             "alert tcp any " +
+                             selector +
                              " <> any any (msg:\"src both ways\"; content:\"A\"; sid:2;)\n";
     auto engine = Engine(text);
     ASSERT_TRUE(engine) << selector;
@@ -518,8 +539,7 @@ TEST(EngineTest, FlagsRulesSeeAClientsOpeningSynAndNothingElse) {
   EXPECT_NE(why[7].find("sid 18: action 'pass' is not supported"), std::string::npos);
   EXPECT_NE(why[0].find("sid 11: flags: popguard sees TCP flags only on"), std::string::npos);
   EXPECT_NE(why[1].find("sid 12: flags cannot be combined with payload"), std::string::npos);
-  EXPECT_NE(why[2].find("sid 13: flags with flow:established can never match"),
-            std::string::npos);
+  EXPECT_NE(why[2].find("sid 13: flags with flow:established can never match"), std::string::npos);
   EXPECT_NE(why[3].find("sid 14: flags with flow:to_client"), std::string::npos);
   EXPECT_NE(why[4].find("sid 15: flags: popguard sees"), std::string::npos);
   EXPECT_NE(why[5].find("sid 16: flags: popguard sees"), std::string::npos);
