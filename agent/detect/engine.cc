@@ -19,9 +19,6 @@ using rules::Buffer;
 namespace {
 
 constexpr int64_t kNsPerSecond = 1'000'000'000;
-// Threshold and detection_filter state kept at most (one entry per rule and
-// tracked address); past it, expired entries go first, then any.
-constexpr size_t kMaxThresholdEntries = 65536;
 
 constexpr std::array<pop3::Direction, 2> kDirections = {pop3::Direction::kToServer,
                                                         pop3::Direction::kToClient};
@@ -775,7 +772,7 @@ void RuleEngine::ApplyFlowbits(const Compiled& compiled, FlowRuleState* flow) co
   }
 }
 
-size_t RuleEngine::ThresholdKeyHash::operator()(const ThresholdKey& key) const {
+size_t RuleEngine::ThresholdTable::Hash(const ThresholdKey& key) {
   uint64_t h = key.rule | uint64_t{key.client_port} << 32 | uint64_t{key.server_port} << 48;
   for (const rules::IpAddress& a : key.addresses) {
     for (size_t i = 0; i < a.bytes.size(); i += sizeof(uint64_t)) {
@@ -786,6 +783,48 @@ size_t RuleEngine::ThresholdKeyHash::operator()(const ThresholdKey& key) const {
     h = (h ^ a.v6) * 0x9e3779b97f4a7c15;
   }
   return static_cast<size_t>(h ^ (h >> 32));
+}
+
+RuleEngine::ThresholdTable::Slot& RuleEngine::ThresholdTable::Insert(const ThresholdKey& key,
+                                                                     const ThresholdState& state) {
+  const size_t mask = slots_.size() - 1;
+  size_t at = Hash(key) & mask;
+  while (slots_[at].used) at = (at + 1) & mask;
+  slots_[at] = {key, state, true};
+  ++size_;
+  return slots_[at];
+}
+
+template <class Keep>
+void RuleEngine::ThresholdTable::Rebuild(size_t capacity, Keep keep) {
+  std::vector<Slot> old = std::exchange(slots_, std::vector<Slot>(capacity));
+  size_ = 0;
+  for (const Slot& slot : old) {
+    if (slot.used && keep(slot)) Insert(slot.key, slot.state);
+  }
+}
+
+RuleEngine::ThresholdState& RuleEngine::ThresholdTable::At(const ThresholdKey& key, int64_t now_ns,
+                                                           int64_t window_ns, uint64_t* evictions) {
+  if (!slots_.empty()) {
+    const size_t mask = slots_.size() - 1;
+    for (size_t at = Hash(key) & mask; slots_[at].used; at = (at + 1) & mask) {
+      if (slots_[at].key == key) return slots_[at].state;
+    }
+  }
+  if (size_ >= kMaxEntries) {
+    Rebuild(slots_.size(),
+            [&](const Slot& slot) { return now_ns - slot.state.window_start_ns < window_ns; });
+    if (size_ >= kMaxEntries) {
+      bool dropped = false;
+      Rebuild(slots_.size(), [&](const Slot&) { return std::exchange(dropped, true); });
+      ++*evictions;
+    }
+  }
+  if (2 * (size_ + 1) > slots_.size()) {
+    Rebuild(std::max<size_t>(64, 2 * slots_.size()), [](const Slot&) { return true; });
+  }
+  return Insert(key, ThresholdState{now_ns, 0}).state;
 }
 
 bool RuleEngine::PassesThreshold(size_t index, const Unit& unit, const FlowTuple& tuple) {
@@ -835,20 +874,8 @@ bool RuleEngine::PassesThreshold(size_t index, const Unit& unit, const FlowTuple
       break;
   }
   const int64_t window = static_cast<int64_t>(seconds) * kNsPerSecond;
-  auto it = thresholds_.find(key);
-  if (it == thresholds_.end()) {
-    if (thresholds_.size() >= kMaxThresholdEntries) {
-      std::erase_if(thresholds_, [&](const auto& entry) {
-        return unit.timestamp_ns - entry.second.window_start_ns >= window;
-      });
-      if (thresholds_.size() >= kMaxThresholdEntries) {
-        thresholds_.erase(thresholds_.begin());
-        counters_.threshold_evictions++;
-      }
-    }
-    it = thresholds_.emplace(key, ThresholdState{unit.timestamp_ns, 0}).first;
-  }
-  ThresholdState& state = it->second;
+  ThresholdState& state =
+      thresholds_.At(key, unit.timestamp_ns, window, &counters_.threshold_evictions);
   if (unit.timestamp_ns - state.window_start_ns >= window) {
     state.window_start_ns = unit.timestamp_ns;
     state.hits = 0;

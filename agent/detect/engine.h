@@ -145,8 +145,35 @@ class RuleEngine {
     std::array<rules::IpAddress, 2> addresses{};
     friend bool operator==(const ThresholdKey&, const ThresholdKey&) = default;
   };
-  struct ThresholdKeyHash {
-    size_t operator()(const ThresholdKey& key) const;
+  // Threshold state by key: open addressing with linear probing in a
+  // power-of-two array kept at most half full, so the lookup each
+  // thresholded match makes is a hash and a probe or two, where
+  // std::unordered_map's bucket was a 64-bit division and its entry a node
+  // away.
+  class ThresholdTable {
+   public:
+    static constexpr size_t kMaxEntries = 65536;
+    // The state for `key`; a new one opens its window at `now_ns`. At
+    // kMaxEntries the entries whose `window_ns` has passed go first, then
+    // an arbitrary one, counted in *evictions.
+    ThresholdState& At(const ThresholdKey& key, int64_t now_ns, int64_t window_ns,
+                       uint64_t* evictions);
+    size_t size() const { return size_; }
+
+   private:
+    struct Slot {
+      ThresholdKey key;
+      ThresholdState state;
+      bool used = false;
+    };
+    static size_t Hash(const ThresholdKey& key);
+    Slot& Insert(const ThresholdKey& key, const ThresholdState& state);
+    // Puts the entries `keep` accepts into `capacity` fresh slots.
+    template <class Keep>
+    void Rebuild(size_t capacity, Keep keep);
+
+    std::vector<Slot> slots_;
+    size_t size_ = 0;
   };
 
   void InspectUnordered(const Unit& unit, const FlowTuple& tuple, FlowRuleState* flow,
@@ -229,7 +256,7 @@ class RuleEngine {
   // instructions on every candidate.
   using PortBitmap = std::array<uint64_t, 65536 / 64>;
   std::vector<std::unique_ptr<PortBitmap>> port_bitmaps_;
-  std::unordered_map<ThresholdKey, ThresholdState, ThresholdKeyHash> thresholds_;
+  ThresholdTable thresholds_;
   // What a candidate must pass before anything else of its rule is read,
   // per rule in one contiguous array and tested inline, before Evaluate is
   // called: most candidates fail here (an overflow rule on a normal line),

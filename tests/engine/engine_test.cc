@@ -479,6 +479,38 @@ TEST(EngineTest, ThresholdsCountWhatTheyTrackOnly) {
   EXPECT_EQ(sids(v6), (std::vector<uint32_t>{1, 2}));
 }
 
+TEST(EngineTest, ThresholdStateIsBoundedAndWhatItGivesUpIsCounted) {
+  // One entry per source: at the bound, entries whose window has passed
+  // make room first; only when none has is a live one given up, and counted.
+  auto engine = Engine(
+      "alert tcp any any -> any any (msg:\"t\"; pop3.command; content:\"USER\"; "
+      "detection_filter:track by_src, count 1, seconds 60; sid:1;)\n");
+  std::string s;
+  const Unit base = Command("USER", "x", s);
+  auto from = [&](uint32_t source, int64_t seconds) {
+    FlowTuple tuple = Tuple();
+    tuple.client.bytes = {10, static_cast<uint8_t>(source >> 16), static_cast<uint8_t>(source >> 8),
+                          static_cast<uint8_t>(source)};
+    Unit unit = base;
+    unit.timestamp_ns = seconds * 1'000'000'000;
+    FlowRuleState state;
+    std::vector<Alert> alerts;
+    engine->Inspect(unit, tuple, &state, &alerts);
+    return alerts.size();
+  };
+  const uint32_t kBound = 65536;
+  for (uint32_t source = 0; source < kBound; ++source) ASSERT_EQ(from(source, 0), 0u);
+  // Every source is remembered: a second hit from the first passes the filter.
+  EXPECT_EQ(from(0, 1), 1u);
+  EXPECT_EQ(engine->counters().threshold_evictions, 0u);
+  EXPECT_EQ(from(kBound, 2), 0u);
+  EXPECT_EQ(engine->counters().threshold_evictions, 1u);
+  // A minute on, every window has passed: room is made without a loss.
+  EXPECT_EQ(from(kBound + 1, 70), 0u);
+  EXPECT_EQ(engine->counters().threshold_evictions, 1u);
+  EXPECT_EQ(from(kBound + 1, 71), 1u);
+}
+
 TEST(EngineTest, AppLayerEventRulesFireOnTheirAnomalyOnly) {
   auto engine = Engine(
       "alert tcp any any -> any any (msg:\"bad status\"; "
