@@ -772,7 +772,7 @@ void RuleEngine::ApplyFlowbits(const Compiled& compiled, FlowRuleState* flow) co
   }
 }
 
-size_t RuleEngine::ThresholdTable::Hash(const ThresholdKey& key) {
+uint64_t RuleEngine::ThresholdTable::Hash(const ThresholdKey& key) {
   uint64_t h = key.rule | uint64_t{key.client_port} << 32 | uint64_t{key.server_port} << 48;
   for (const rules::IpAddress& a : key.addresses) {
     for (size_t i = 0; i < a.bytes.size(); i += sizeof(uint64_t)) {
@@ -782,15 +782,20 @@ size_t RuleEngine::ThresholdTable::Hash(const ThresholdKey& key) {
     }
     h = (h ^ a.v6) * 0x9e3779b97f4a7c15;
   }
-  return static_cast<size_t>(h ^ (h >> 32));
+  // A multiply carries low bits up only; the table indexes by the low bits,
+  // so the high ones are folded down (MurmurHash3's finaliser).
+  h = (h ^ (h >> 33)) * 0xff51afd7ed558ccd;
+  h = (h ^ (h >> 33)) * 0xc4ceb9fe1a85ec53;
+  return h ^ (h >> 33);
 }
 
-RuleEngine::ThresholdTable::Slot& RuleEngine::ThresholdTable::Insert(const ThresholdKey& key,
+RuleEngine::ThresholdTable::Slot& RuleEngine::ThresholdTable::Insert(uint64_t hash,
+                                                                     const ThresholdKey& key,
                                                                      const ThresholdState& state) {
   const size_t mask = slots_.size() - 1;
-  size_t at = Hash(key) & mask;
+  size_t at = hash & mask;
   while (slots_[at].used) at = (at + 1) & mask;
-  slots_[at] = {key, state, true};
+  slots_[at] = {hash, key, state, true};
   ++size_;
   return slots_[at];
 }
@@ -800,16 +805,17 @@ void RuleEngine::ThresholdTable::Rebuild(size_t capacity, Keep keep) {
   std::vector<Slot> old = std::exchange(slots_, std::vector<Slot>(capacity));
   size_ = 0;
   for (const Slot& slot : old) {
-    if (slot.used && keep(slot)) Insert(slot.key, slot.state);
+    if (slot.used && keep(slot)) Insert(slot.hash, slot.key, slot.state);
   }
 }
 
 RuleEngine::ThresholdState& RuleEngine::ThresholdTable::At(const ThresholdKey& key, int64_t now_ns,
                                                            int64_t window_ns, uint64_t* evictions) {
+  const uint64_t hash = Hash(key);
   if (!slots_.empty()) {
     const size_t mask = slots_.size() - 1;
-    for (size_t at = Hash(key) & mask; slots_[at].used; at = (at + 1) & mask) {
-      if (slots_[at].key == key) return slots_[at].state;
+    for (size_t at = hash & mask; slots_[at].used; at = (at + 1) & mask) {
+      if (slots_[at].hash == hash && slots_[at].key == key) return slots_[at].state;
     }
   }
   if (size_ >= kMaxEntries) {
@@ -824,7 +830,7 @@ RuleEngine::ThresholdState& RuleEngine::ThresholdTable::At(const ThresholdKey& k
   if (2 * (size_ + 1) > slots_.size()) {
     Rebuild(std::max<size_t>(64, 2 * slots_.size()), [](const Slot&) { return true; });
   }
-  return Insert(key, ThresholdState{now_ns, 0}).state;
+  return Insert(hash, key, ThresholdState{now_ns, 0}).state;
 }
 
 bool RuleEngine::PassesThreshold(size_t index, const Unit& unit, const FlowTuple& tuple) {

@@ -161,13 +161,16 @@ class RuleEngine {
     size_t size() const { return size_; }
 
    private:
+    // The key's hash is kept to compare before the key: a probe that meets
+    // another key mostly settles on one word.
     struct Slot {
+      uint64_t hash = 0;
       ThresholdKey key;
       ThresholdState state;
       bool used = false;
     };
-    static size_t Hash(const ThresholdKey& key);
-    Slot& Insert(const ThresholdKey& key, const ThresholdState& state);
+    static uint64_t Hash(const ThresholdKey& key);
+    Slot& Insert(uint64_t hash, const ThresholdKey& key, const ThresholdState& state);
     // Puts the entries `keep` accepts into `capacity` fresh slots.
     template <class Keep>
     void Rebuild(size_t capacity, Keep keep);
