@@ -434,7 +434,97 @@ class Nfa {
   std::vector<NfaState> states_;
 };
 
+// What a node can start with and its shortest match. `anchored` when it
+// begins with `^`: it can then only match at the subject's start.
+struct Shape {
+  ByteSet first;
+  size_t min = 0;
+  bool nullable = false;
+  bool anchored = false;
+};
+
+// Lengths past any subject's: a shortest match is counted up to here, which
+// keeps the bound a bound however the repeats nest.
+constexpr size_t kLongest = size_t{1} << 40;
+
+size_t Capped(size_t value) { return std::min(value, kLongest); }
+
+Shape ShapeOf(const Node& node) {
+  Shape shape;
+  switch (node.kind) {
+    case Node::Kind::kBytes:
+      shape.first = node.bytes;
+      shape.min = 1;
+      break;
+    case Node::Kind::kCaret:
+      shape.nullable = true;
+      shape.anchored = true;
+      break;
+    case Node::Kind::kSequence: {
+      shape.nullable = true;
+      bool leading = true;
+      for (const Node& child : node.children) {
+        const Shape part = ShapeOf(child);
+        if (leading && child.kind == Node::Kind::kCaret) shape.anchored = true;
+        if (shape.nullable) shape.first |= part.first;
+        shape.nullable = shape.nullable && part.nullable;
+        shape.min = Capped(shape.min + part.min);
+        leading = leading && child.kind == Node::Kind::kCaret;
+      }
+      break;
+    }
+    case Node::Kind::kChoice: {
+      shape.anchored = !node.children.empty();
+      shape.min = ~size_t{0};
+      for (const Node& child : node.children) {
+        const Shape part = ShapeOf(child);
+        shape.first |= part.first;
+        shape.min = std::min(shape.min, part.min);
+        shape.nullable = shape.nullable || part.nullable;
+        shape.anchored = shape.anchored && part.anchored;
+      }
+      if (node.children.empty()) shape.min = 0;
+      break;
+    }
+    case Node::Kind::kRepeat: {
+      const Shape part = ShapeOf(node.children.front());
+      if (node.max != 0) shape.first = part.first;
+      shape.min = Capped(static_cast<size_t>(node.min) * part.min);
+      shape.nullable = node.min == 0 || part.nullable;
+      break;
+    }
+  }
+  return shape;
+}
+
 }  // namespace
+
+std::unique_ptr<StartScreen> StartScreen::Build(const rules::PcreMatch& pcre) {
+  if (pcre.modifiers.multiline || pcre.modifiers.extended) return nullptr;
+  std::optional<Node> root = Parser(pcre.regex, pcre.modifiers).Parse();
+  if (!root) return nullptr;
+  std::unique_ptr<StartScreen> screen(new StartScreen());
+  screen->anchored_min_ = ~size_t{0};
+  screen->unanchored_min_ = ~size_t{0};
+  ByteSet anchored_first;
+  ByteSet unanchored_first;
+  for (const Node& branch : root->children) {
+    const Shape shape = ShapeOf(branch);
+    if (shape.nullable) return nullptr;
+    if (shape.anchored || pcre.modifiers.anchored) {
+      anchored_first |= shape.first;
+      screen->anchored_min_ = std::min(screen->anchored_min_, shape.min);
+    } else {
+      unanchored_first |= shape.first;
+      screen->unanchored_min_ = std::min(screen->unanchored_min_, shape.min);
+    }
+  }
+  for (size_t b = 0; b < 256; ++b) {
+    screen->anchored_first_[b] = anchored_first[b];
+    screen->unanchored_first_[b] = unanchored_first[b];
+  }
+  return screen;
+}
 
 std::unique_ptr<AnchoredDfa> AnchoredDfa::Build(const std::vector<const rules::PcreMatch*>& pcres) {
   if (pcres.empty() || pcres.size() > kMaxPatterns) return nullptr;

@@ -68,4 +68,36 @@ class AnchoredDfa {
   size_t states_ = 0;
 };
 
+// A necessary condition for a regex of the same subset to match anywhere
+// in a subject, from the bytes its branches can start with and their
+// shortest matches: an unanchored branch needs one of its first bytes far
+// enough from the end; a branch anchored by `^` needs it at the start and
+// the length. A subject it turns away cannot match; one it lets through
+// must still be searched. A table lookup per byte, where a Hyperscan scan
+// of a short argument costs several hundred instructions before it starts.
+class StartScreen {
+ public:
+  // Null when the regex leaves the subset, has /m or /x, or has a branch
+  // that can match the empty string (then every subject passes).
+  static std::unique_ptr<StartScreen> Build(const rules::PcreMatch& pcre);
+
+  bool MayMatch(std::string_view subject) const {
+    const size_t n = subject.size();
+    const auto* bytes = reinterpret_cast<const uint8_t*>(subject.data());
+    if (n > 0 && n >= anchored_min_ && anchored_first_[bytes[0]]) return true;
+    if (n < unanchored_min_) return false;
+    for (size_t i = 0; i + unanchored_min_ <= n; ++i) {
+      if (unanchored_first_[bytes[i]]) return true;
+    }
+    return false;
+  }
+
+ private:
+  StartScreen() = default;
+  std::array<bool, 256> anchored_first_{};
+  std::array<bool, 256> unanchored_first_{};
+  size_t anchored_min_ = 0;
+  size_t unanchored_min_ = 0;
+};
+
 }  // namespace popguard::detect

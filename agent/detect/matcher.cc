@@ -8,6 +8,7 @@
 #include <array>
 #include <cstring>
 
+#include "agent/detect/dfa.h"
 #include "agent/pop3/sasl.h"
 
 namespace popguard::detect {
@@ -36,6 +37,10 @@ struct CompiledRegex::Impl {
   // makes the keyword fail, as no match does, so the verdict is the same.
   hs_database_t* guard = nullptr;
   hs_scratch_t* guard_scratch = nullptr;
+  // Cheaper still, in front of the guard and PCRE2: a subject with none
+  // of the bytes a match can start with (or too short) is no match. For a
+  // pcre that is not negated, for the guard's reason.
+  std::unique_ptr<StartScreen> screen;
 
   Result MatchWords(std::string_view subject, size_t start, size_t* begin, size_t* end) const;
 };
@@ -51,12 +56,15 @@ char Fold(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : 
 CompiledRegex::Result CompiledRegex::Impl::MatchWords(std::string_view subject, size_t start,
                                                       size_t* begin, size_t* end) const {
   if (start > 0) return Result::kNoMatch;
+  // With /i the words were folded when compiled: only the subject is here.
   auto is_word = [&](std::string_view text) {
-    return std::any_of(words.begin(), words.end(), [&](const std::string& word) {
-      return word.size() == text.size() &&
-             std::equal(word.begin(), word.end(), text.begin(),
-                        [&](char a, char b) { return caseless ? Fold(a) == Fold(b) : a == b; });
-    });
+    for (const std::string& word : words) {
+      if (word.size() != text.size()) continue;
+      size_t k = 0;
+      while (k < text.size() && (caseless ? Fold(text[k]) : text[k]) == word[k]) ++k;
+      if (k == text.size()) return true;
+    }
+    return false;
   };
   size_t length = subject.size();
   if (!is_word(subject)) {
@@ -104,6 +112,11 @@ std::unique_ptr<CompiledRegex> CompiledRegex::Compile(const rules::PcreMatch& pc
   regex->impl_->context = pcre2_match_context_create(nullptr);
   if (!m.multiline) regex->impl_->words = WordChoice(pcre.regex);
   regex->impl_->caseless = m.caseless;
+  if (m.caseless) {
+    for (std::string& word : regex->impl_->words) {
+      std::transform(word.begin(), word.end(), word.begin(), Fold);
+    }
+  }
   regex->impl_->dollar_endonly = m.dollar_endonly;
   // Suricata's defaults (detect.pcre.match-limit, match-limit-recursion);
   // the O modifier lifts them.
@@ -119,6 +132,7 @@ std::unique_ptr<CompiledRegex> CompiledRegex::Compile(const rules::PcreMatch& pc
   pcre2_pattern_info(compiled, PCRE2_INFO_ALLOPTIONS, &all_options);
   const bool every_offset =
       first_code_type == 0 && !first_bitmap && !(all_options & PCRE2_ANCHORED);
+  if (!pcre.negated && regex->impl_->words.empty()) regex->impl_->screen = StartScreen::Build(pcre);
   // Hyperscan has no /x; a regex it refuses simply gets no guard.
   if (!pcre.negated && every_offset && !m.extended && regex->impl_->words.empty()) {
     hs_compile_error_t* hs_error = nullptr;
@@ -145,6 +159,7 @@ CompiledRegex::~CompiledRegex() {
 CompiledRegex::Result CompiledRegex::Search(std::string_view subject, size_t start, size_t* begin,
                                             size_t* end) const {
   if (!impl_->words.empty()) return impl_->MatchWords(subject, start, begin, end);
+  if (impl_->screen && !impl_->screen->MayMatch(subject)) return Result::kNoMatch;
   if (impl_->guard) {
     bool found = false;
     hs_error_t rc = hs_scan(
@@ -207,6 +222,14 @@ size_t FindPattern(std::string_view haystack, std::string_view pattern, size_t f
                    bool nocase) {
   to = std::min(to, haystack.size());
   if (from > to || to - from < pattern.size()) return std::string_view::npos;
+  // One place only (startswith, bsize of the pattern's length): compare.
+  if (to - from == pattern.size()) {
+    const std::string_view at = haystack.substr(from, pattern.size());
+    const bool equal = nocase ? std::equal(at.begin(), at.end(), pattern.begin(),
+                                           [](char a, char b) { return Fold(a) == Fold(b); })
+                              : at == pattern;
+    return equal ? from : std::string_view::npos;
+  }
   if (!nocase) {
     size_t pos = haystack.substr(0, to).find(pattern, from);
     return pos;

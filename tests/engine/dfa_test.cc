@@ -103,6 +103,59 @@ TEST(AnchoredDfaTest, EveryVerdictIsPcre2s) {
   }
 }
 
+TEST(StartScreenTest, NeverTurnsAwayAMatchYetTurnsAwayOthers) {
+  // The shipped USER and PASS argument pcres, and unanchored and mixed
+  // regexes of the subset: every subject PCRE2 matches passes the screen,
+  // and a good share of the others are turned away.
+  const std::vector<std::pair<Case, std::string>> cases = {
+      {{"^.{255}|[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f]|%[0-9$]{0,12}(?:[0-9$]|hh?|ll?)n|"
+        "%[-+#0-9.*$]{0,12}(?:hh|ll|[hlLqjzt])?[nspxXdiu].*%[-+#0-9.*$]{0,12}(?:hh|ll|[hlLqjzt])?"
+        "[nspxXdiu]",
+        false, true},
+       "%"},
+      {{"^.{12}|(?:%[-+#0-9.*$]{0,12}(?:hh|ll|[hlLqjzt])?[nspxXdiu][^%]{0,2}){2}%[-+#0-9.*$]"
+        "{0,12}(?:hh|ll|[hlLqjzt])?[nspxXdiu]",
+        false, true},
+       "%n%"},
+      {{"x[0-9]{4}"}, "x12"},
+      {{"(?:ab|cd)e+f?", true}, "AB"},
+      {{"^\\+OK[ \\t]+(?:-[0-9]|[0-9]{3,})", true}, "+OK "},
+      {{"^a{3}|b{2}"}, "a"},
+  };
+  for (const auto& [c, lead] : cases) {
+    rules::PcreMatch pcre = Pcre(c);
+    std::string error;
+    std::unique_ptr<CompiledRegex> reference = CompiledRegex::Compile(pcre, &error);
+    ASSERT_TRUE(reference) << c.regex << ": " << error;
+    std::unique_ptr<StartScreen> screen = StartScreen::Build(pcre);
+    ASSERT_TRUE(screen) << c.regex;
+    Subjects subjects(c.regex);
+    size_t matched = 0;
+    size_t turned_away = 0;
+    const size_t kSubjects = 3000;
+    for (size_t i = 0; i < kSubjects; ++i) {
+      const std::string subject = subjects.Next(lead);
+      const bool may = screen->MayMatch(subject);
+      size_t begin = 0;
+      size_t end = 0;
+      if (reference->Search(subject, 0, &begin, &end) == CompiledRegex::Result::kMatch) {
+        ++matched;
+        ASSERT_TRUE(may) << c.regex << " on '" << subject << "'";
+        // Cut where the match ends, the subject still holds it: the
+        // shortest-match bound must hold there too.
+        ASSERT_TRUE(screen->MayMatch(subject.substr(0, end)))
+            << c.regex << " on '" << subject.substr(0, end) << "'";
+      }
+      turned_away += !may;
+    }
+    EXPECT_GT(matched, 20u) << c.regex;
+    EXPECT_GT(turned_away, kSubjects / 10) << c.regex;
+  }
+  // A branch that matches the empty string lets everything through.
+  rules::PcreMatch empty = Pcre({"a|b*"});
+  EXPECT_FALSE(StartScreen::Build(empty));
+}
+
 TEST(AnchoredDfaTest, OneAutomatonAnswersForEachOfSeveralRegexes) {
   rules::PcreMatch ok = Pcre({"^\\+OK [0-9]+"});
   rules::PcreMatch err = Pcre({"^-ERR"});
