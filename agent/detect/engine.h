@@ -18,9 +18,10 @@
 // built from the rules its flow lets see it; a buffer whose patterns are
 // all one-byte literals is read through a table of bytes instead of
 // hs_scan, whose fixed cost dwarfs a short line; a database whose patterns
-// are all start-anchored pcres is not scanned on a line whose first bytes
-// cannot begin a match (AnchoredScreen). Size tests that need no cursor run
-// before the exact matcher.
+// are all start-anchored pcres is walked by a DFA (dfa.h) when they are in
+// its subset, else not scanned on a line whose first bytes cannot begin a
+// match (AnchoredScreen). Each rule's gate (direction, required buffers,
+// size tests that need no cursor) is tested before anything else of it.
 //
 // Rules the engine cannot honour are refused at compile time with an error
 // naming the rule and the option, never loaded half-understood.
