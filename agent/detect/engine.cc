@@ -819,12 +819,16 @@ RuleEngine::ThresholdState& RuleEngine::ThresholdTable::At(const ThresholdKey& k
     }
   }
   if (size_ >= kMaxEntries) {
+    // One sweep makes room for kEvictBatch keys at least, so that a flood of
+    // new keys pays for a sweep once per batch, not once per key: expired
+    // entries first, then as many others as needed, counted.
     Rebuild(slots_.size(),
             [&](const Slot& slot) { return now_ns - slot.state.window_start_ns < window_ns; });
-    if (size_ >= kMaxEntries) {
-      bool dropped = false;
-      Rebuild(slots_.size(), [&](const Slot&) { return std::exchange(dropped, true); });
-      ++*evictions;
+    if (size_ > kMaxEntries - kEvictBatch) {
+      const size_t excess = size_ - (kMaxEntries - kEvictBatch);
+      size_t dropped = 0;
+      Rebuild(slots_.size(), [&](const Slot&) { return dropped++ >= excess; });
+      *evictions += excess;
     }
   }
   if (2 * (size_ + 1) > slots_.size()) {

@@ -154,9 +154,11 @@ class RuleEngine {
   class ThresholdTable {
    public:
     static constexpr size_t kMaxEntries = 65536;
+    static constexpr size_t kEvictBatch = kMaxEntries / 16;
     // The state for `key`; a new one opens its window at `now_ns`. At
     // kMaxEntries the entries whose `window_ns` has passed go first, then
-    // an arbitrary one, counted in *evictions.
+    // arbitrary ones until kEvictBatch slots are free, counted in
+    // *evictions.
     ThresholdState& At(const ThresholdKey& key, int64_t now_ns, int64_t window_ns,
                        uint64_t* evictions);
     size_t size() const { return size_; }

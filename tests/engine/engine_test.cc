@@ -481,7 +481,9 @@ TEST(EngineTest, ThresholdsCountWhatTheyTrackOnly) {
 
 TEST(EngineTest, ThresholdStateIsBoundedAndWhatItGivesUpIsCounted) {
   // One entry per source: at the bound, entries whose window has passed
-  // make room first; only when none has is a live one given up, and counted.
+  // make room first; only when too few have are live ones given up, a
+  // sixteenth of the bound at once (so a flood of new sources pays for a
+  // sweep once per batch), and counted.
   auto engine = Engine(
       "alert tcp any any -> any any (msg:\"t\"; pop3.command; content:\"USER\"; "
       "detection_filter:track by_src, count 1, seconds 60; sid:1;)\n");
@@ -503,12 +505,18 @@ TEST(EngineTest, ThresholdStateIsBoundedAndWhatItGivesUpIsCounted) {
   // Every source is remembered: a second hit from the first passes the filter.
   EXPECT_EQ(from(0, 1), 1u);
   EXPECT_EQ(engine->counters().threshold_evictions, 0u);
+  const uint32_t kBatch = kBound / 16;
   EXPECT_EQ(from(kBound, 2), 0u);
-  EXPECT_EQ(engine->counters().threshold_evictions, 1u);
+  EXPECT_EQ(engine->counters().threshold_evictions, kBatch);
+  // The batch's room takes that many new sources without another loss.
+  for (uint32_t source = kBound + 1; source < kBound + kBatch; ++source) {
+    ASSERT_EQ(from(source, 3), 0u);
+  }
+  EXPECT_EQ(engine->counters().threshold_evictions, kBatch);
   // A minute on, every window has passed: room is made without a loss.
-  EXPECT_EQ(from(kBound + 1, 70), 0u);
-  EXPECT_EQ(engine->counters().threshold_evictions, 1u);
-  EXPECT_EQ(from(kBound + 1, 71), 1u);
+  EXPECT_EQ(from(kBound + kBatch, 70), 0u);
+  EXPECT_EQ(engine->counters().threshold_evictions, kBatch);
+  EXPECT_EQ(from(kBound + kBatch, 71), 1u);
 }
 
 TEST(EngineTest, AppLayerEventRulesFireOnTheirAnomalyOnly) {
