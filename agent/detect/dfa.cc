@@ -400,13 +400,16 @@ class Nfa {
   std::pair<std::vector<int>, uint64_t> Closure(const std::vector<int>& from, bool at_start) const {
     std::vector<int> readers;
     uint64_t accepts = 0;
-    std::vector<bool> seen(states_.size(), false);
+    // Stamped, not cleared: the subset construction calls this for every
+    // state and byte class, and the NFA can be large.
+    seen_.resize(states_.size(), 0);
+    ++stamp_;
     std::vector<int> stack(from.begin(), from.end());
     while (!stack.empty()) {
       const int id = stack.back();
       stack.pop_back();
-      if (id < 0 || seen[static_cast<size_t>(id)]) continue;
-      seen[static_cast<size_t>(id)] = true;
+      if (id < 0 || seen_[static_cast<size_t>(id)] == stamp_) continue;
+      seen_[static_cast<size_t>(id)] = stamp_;
       const NfaState& s = states_[static_cast<size_t>(id)];
       switch (s.kind) {
         case NfaState::Kind::kBytes:
@@ -432,7 +435,17 @@ class Nfa {
 
  private:
   std::vector<NfaState> states_;
+  mutable std::vector<uint64_t> seen_;
+  mutable uint64_t stamp_ = 0;
 };
+
+// The parser's `.` (without /s) leaves out LF alone: so does PCRE2's when
+// it was built to take LF as the newline, as Debian's is; otherwise
+// neither the DFA nor the screen is built.
+bool DotTakesAllButLf() {
+  uint32_t newline = 0;
+  return pcre2_config(PCRE2_CONFIG_NEWLINE, &newline) >= 0 && newline == PCRE2_NEWLINE_LF;
+}
 
 // What a node can start with and its shortest match. `anchored` when it
 // begins with `^`: it can then only match at the subject's start.
@@ -500,7 +513,7 @@ Shape ShapeOf(const Node& node) {
 }  // namespace
 
 std::unique_ptr<StartScreen> StartScreen::Build(const rules::PcreMatch& pcre) {
-  if (pcre.modifiers.multiline || pcre.modifiers.extended) return nullptr;
+  if (!DotTakesAllButLf() || pcre.modifiers.multiline || pcre.modifiers.extended) return nullptr;
   std::optional<Node> root = Parser(pcre.regex, pcre.modifiers).Parse();
   if (!root) return nullptr;
   std::unique_ptr<StartScreen> screen(new StartScreen());
@@ -527,12 +540,7 @@ std::unique_ptr<StartScreen> StartScreen::Build(const rules::PcreMatch& pcre) {
 }
 
 std::unique_ptr<AnchoredDfa> AnchoredDfa::Build(const std::vector<const rules::PcreMatch*>& pcres) {
-  if (pcres.empty() || pcres.size() > kMaxPatterns) return nullptr;
-  // `.` leaves out the newline, which this PCRE2 build must take to be LF.
-  uint32_t newline = 0;
-  if (pcre2_config(PCRE2_CONFIG_NEWLINE, &newline) < 0 || newline != PCRE2_NEWLINE_LF) {
-    return nullptr;
-  }
+  if (pcres.empty() || pcres.size() > kMaxPatterns || !DotTakesAllButLf()) return nullptr;
   Nfa nfa;
   std::vector<int> starts;
   for (size_t i = 0; i < pcres.size(); ++i) {
