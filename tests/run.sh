@@ -36,6 +36,6 @@ if [[ -z ${POPGUARD_SKIP_SANITIZE:-} ]]; then
   build_and_test "$root/build-asan" "unit|kernel|engine" all -DPOPGUARD_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
 fi
 if [[ -z ${POPGUARD_SKIP_FUZZ:-} ]]; then
-  build_and_test "$root/build-fuzz" fuzz "popguard_pop3_fuzz popguard_rules_fuzz popguard_flow_fuzz popguard_packet_fuzz popguard_events_fuzz" \
+  build_and_test "$root/build-fuzz" fuzz "popguard_pop3_fuzz popguard_rules_fuzz popguard_flow_fuzz popguard_packet_fuzz popguard_events_fuzz popguard_regex_fuzz" \
     -DPOPGUARD_FUZZ=ON -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++
 fi
