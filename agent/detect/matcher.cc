@@ -222,15 +222,12 @@ size_t FindPattern(std::string_view haystack, std::string_view pattern, size_t f
                    bool nocase) {
   to = std::min(to, haystack.size());
   if (from > to || to - from < pattern.size()) return std::string_view::npos;
-  // One place only (startswith, bsize of the pattern's length): compare.
-  if (to - from == pattern.size()) {
-    const std::string_view at = haystack.substr(from, pattern.size());
-    const bool equal = nocase ? std::equal(at.begin(), at.end(), pattern.begin(),
-                                           [](char a, char b) { return Fold(a) == Fold(b); })
-                              : at == pattern;
-    return equal ? from : std::string_view::npos;
-  }
   if (!nocase) {
+    // One place only (startswith, bsize of the pattern's length): compare,
+    // rather than find's search. The caseless loop below tries one place.
+    if (to - from == pattern.size()) {
+      return haystack.substr(from, pattern.size()) == pattern ? from : std::string_view::npos;
+    }
     size_t pos = haystack.substr(0, to).find(pattern, from);
     return pos;
   }
