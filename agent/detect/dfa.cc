@@ -447,8 +447,9 @@ bool DotTakesAllButLf() {
   return pcre2_config(PCRE2_CONFIG_NEWLINE, &newline) >= 0 && newline == PCRE2_NEWLINE_LF;
 }
 
-// What a node can start with and its shortest match. `anchored` when it
-// begins with `^`: it can then only match at the subject's start.
+// What a node can start with and its shortest match. `anchored` (set for
+// a sequence, which is what a top-level branch is) when it begins with `^`:
+// it can then only match at the subject's start.
 struct Shape {
   ByteSet first;
   size_t min = 0;
@@ -471,30 +472,25 @@ Shape ShapeOf(const Node& node) {
       break;
     case Node::Kind::kCaret:
       shape.nullable = true;
-      shape.anchored = true;
       break;
     case Node::Kind::kSequence: {
+      shape.anchored = !node.children.empty() && node.children.front().kind == Node::Kind::kCaret;
       shape.nullable = true;
-      bool leading = true;
       for (const Node& child : node.children) {
         const Shape part = ShapeOf(child);
-        if (leading && child.kind == Node::Kind::kCaret) shape.anchored = true;
         if (shape.nullable) shape.first |= part.first;
         shape.nullable = shape.nullable && part.nullable;
         shape.min = Capped(shape.min + part.min);
-        leading = leading && child.kind == Node::Kind::kCaret;
       }
       break;
     }
     case Node::Kind::kChoice: {
-      shape.anchored = !node.children.empty();
       shape.min = ~size_t{0};
       for (const Node& child : node.children) {
         const Shape part = ShapeOf(child);
         shape.first |= part.first;
         shape.min = std::min(shape.min, part.min);
         shape.nullable = shape.nullable || part.nullable;
-        shape.anchored = shape.anchored && part.anchored;
       }
       if (node.children.empty()) shape.min = 0;
       break;
