@@ -380,8 +380,6 @@ Buffer SourceBuffer(const rules::Detection& detection, Buffer base64_source) {
 struct RuleEngine::Compiled {
   std::vector<std::unique_ptr<CompiledRegex>> regexes;  // until the matcher takes them
   std::unique_ptr<Matcher> matcher;
-  // Unit buffers the rule reads; a unit lacking one cannot match.
-  uint32_t required_buffers = 0;
   std::vector<std::pair<rules::FlowbitsCommand, std::vector<size_t>>> flowbits;
   // The header's port selectors (null: any port) and whether its address
   // selectors take every address.
@@ -466,21 +464,12 @@ CompileResult Compile(std::vector<rules::Rule> rules) {
     std::string refusal = Refusal(rule);
     auto compiled = std::make_unique<RuleEngine::Compiled>();
     std::vector<std::unique_ptr<CompiledRegex>> regexes(rule.detections.size());
-    Buffer base64_source = Buffer::kPayload;
     for (size_t i = 0; i < rule.detections.size() && refusal.empty(); ++i) {
-      const rules::Detection& d = rule.detections[i];
-      if (const auto* decode = std::get_if<rules::Base64Decode>(&d)) base64_source = decode->buffer;
-      Buffer source = SourceBuffer(d, base64_source);
-      compiled->required_buffers |= 1u << UnitSlot(source);
-      if (const auto* pcre = std::get_if<rules::PcreMatch>(&d)) {
+      if (const auto* pcre = std::get_if<rules::PcreMatch>(&rule.detections[i])) {
         std::string error;
         regexes[i] = CompiledRegex::Compile(*pcre, &error);
         if (!regexes[i]) refusal = error;
       }
-    }
-    if (rule.dsize) compiled->required_buffers |= 1u << UnitSlot(Buffer::kPayload);
-    if (rule.app_layer_events.empty() && !rule.flags && compiled->required_buffers == 0) {
-      compiled->required_buffers |= 1u << UnitSlot(Buffer::kPayload);
     }
     if (!refusal.empty()) {
       result.errors.push_back(Problem(rule, refusal));
@@ -637,7 +626,7 @@ RuleEngine::SizeTest RuleEngine::SizeTest::Of(Buffer buffer, const rules::Intege
   constexpr uint64_t kMax = ~uint64_t{0};
   const uint64_t v = test.value;
   // [low, high] and whether the length must lie outside it; an empty range
-  // is written as "outside everything".
+  // is written as "outside everything", [0, kMax] as the defaults leave it.
   uint64_t low = 0;
   uint64_t high = kMax;
   bool outside = false;
@@ -677,17 +666,22 @@ RuleEngine::SizeTest RuleEngine::SizeTest::Of(Buffer buffer, const rules::Intege
       }
       break;
   }
-  if (outside && !(test.op == rules::Comparison::kNotEqual)) {
-    low = 0;
-    high = kMax;
-  }
   return {static_cast<uint32_t>(UnitSlot(buffer)), outside, low, high - low};
 }
 
 RuleEngine::Gate RuleEngine::GateOf(const rules::Rule& rule, const Compiled& compiled,
                                     std::vector<SizeTest>* size_tests) {
   Gate gate;
-  gate.required_buffers = compiled.required_buffers;
+  // The unit buffers the rule reads; a rule of the payload by default.
+  Buffer base64_source = Buffer::kPayload;
+  for (const rules::Detection& d : rule.detections) {
+    if (const auto* decode = std::get_if<rules::Base64Decode>(&d)) base64_source = decode->buffer;
+    gate.required_buffers |= 1u << UnitSlot(SourceBuffer(d, base64_source));
+  }
+  if (rule.dsize) gate.required_buffers |= 1u << UnitSlot(Buffer::kPayload);
+  if (rule.app_layer_events.empty() && !rule.flags && gate.required_buffers == 0) {
+    gate.required_buffers |= 1u << UnitSlot(Buffer::kPayload);
+  }
   for (pop3::Direction direction : kDirections) {
     if (FlowAllows(rule, direction)) gate.directions |= 1u << DirectionIndex(direction);
   }
@@ -958,13 +952,13 @@ void RuleEngine::Evaluate(size_t index, const Unit& unit, const FlowTuple& tuple
     auto it = by_event_.find(static_cast<int>(*unit.anomaly));
     if (it == by_event_.end()) return;
     for (size_t index : it->second) {
-      if (Admits(index, unit, unit.present())) Evaluate(index, unit, tuple, flow, alerts);
+      if (Admits(index, unit)) Evaluate(index, unit, tuple, flow, alerts);
     }
     return;
   }
   if (unit.tcp_flags) {
     for (size_t index : by_flags_) {
-      if (rules_[index].flags->Matches(*unit.tcp_flags) && Admits(index, unit, unit.present())) {
+      if (rules_[index].flags->Matches(*unit.tcp_flags) && Admits(index, unit)) {
         Evaluate(index, unit, tuple, flow, alerts);
       }
     }
@@ -976,23 +970,23 @@ void RuleEngine::Evaluate(size_t index, const Unit& unit, const FlowTuple& tuple
     const FlowTuple* tuple;
     FlowRuleState* flow;
     std::vector<Alert>* alerts;
-    uint32_t present;
     // A rule the index names, evaluated if its gate admits the unit.
     void Candidate(size_t index) const {
-      if (engine->Admits(index, *unit, present)) {
+      if (engine->Admits(index, *unit)) {
         engine->Evaluate(index, *unit, *tuple, flow, alerts);
       }
     }
-  } context{this, &unit, &tuple, flow, alerts, unit.present()};
+  } context{this, &unit, &tuple, flow, alerts};
+  const uint32_t present = unit.present();
   // The verb's rules first, as its literals came first in the line.
-  if ((context.present & (1u << UnitSlot(Buffer::kPop3Command))) && !by_verb_.empty()) {
+  if ((present & (1u << UnitSlot(Buffer::kPop3Command))) && !by_verb_.empty()) {
     std::string_view verb = unit.View(Buffer::kPop3Command);
     // A pcre's `$` also matches before a final newline.
     if (verb.ends_with('\n')) verb.remove_suffix(1);
     for (uint32_t index : by_verb_.Find(VerbKey(verb))) context.Candidate(index);
   }
   for (const Database& db : databases_[DirectionIndex(unit.direction)]) {
-    if (!(context.present & (1u << db.slot))) continue;
+    if (!(present & (1u << db.slot))) continue;
     std::string_view buffer = unit.View(kUnitBuffers[db.slot]);
     if (db.dfa) {
       counters_.automaton_runs++;

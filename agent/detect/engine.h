@@ -289,9 +289,9 @@ class RuleEngine {
   };
   static Gate GateOf(const rules::Rule& rule, const Compiled& compiled,
                      std::vector<SizeTest>* size_tests);
-  bool Admits(size_t index, const Unit& unit, uint32_t present) const {
+  bool Admits(size_t index, const Unit& unit) const {
     const Gate& gate = gates_[index];
-    if ((gate.required_buffers & ~present) != 0 ||
+    if ((gate.required_buffers & ~unit.present()) != 0 ||
         !((gate.directions >> static_cast<unsigned>(unit.direction)) & 1)) {
       return false;
     }
